@@ -1,0 +1,49 @@
+# Billing back office. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+DEV_ENV := DEBUG=1
+PYTEST_WORKERS ?= 2
+
+.PHONY: help install run migrate seed serve test lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP) ## Create the virtualenv and install the pinned requirements
+
+migrate: install ## Apply migrations (SQLite file db.sqlite3 unless DATABASE_URL is set)
+	$(DEV_ENV) $(PY) manage.py migrate --noinput
+
+seed: migrate ## Load demo data and print an admin login and an API key
+	$(DEV_ENV) $(PY) manage.py seed_demo
+
+serve: ## Serve on http://127.0.0.1:8000 (development server)
+	$(DEV_ENV) $(PY) manage.py runserver 127.0.0.1:8000
+
+run: seed serve ## Set up everything on SQLite, load demo data and serve on 127.0.0.1:8000
+
+test: install ## Lint, check migrations and run the tests (DATABASE_URL picks the database)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
+
+lint: install ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean: ## Remove the SQLite database and generated files
+	rm -rf db.sqlite3 var test-artifacts

@@ -1,0 +1,226 @@
+"""Load demo data: accounts, a year of invoices in every state, payments and usage.
+
+Safe to run again: the data is created once; the admin password is reset and
+a fresh demo API key is printed on every run (older demo keys are revoked).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Account, ApiKey, Seller
+from accounts.services import api_key_create, api_key_revoke
+from invoices import services as inv
+from invoices.exceptions import ChargeFailed
+from invoices.models import Invoice
+from usage.models import UsageRecord
+
+ACTOR = "system:seed_demo"
+DEMO_KEY_NAME = "demo key (seed_demo)"
+ACCOUNTS = [
+    # org, email, city, country, currency, vat, card token, terms
+    ("Acme Rockets", "billing@acme.test", "Barcelona", "Spain", "EUR", "21.00", "tok_visa", 30),
+    ("Globex Corp", "ap@globex.test", "Springfield", "US", "USD", None, "tok_mastercard", 30),
+    ("Initech", "finance@initech.test", "Austin", "US", "USD", None, "tok_chargeDeclined", 15),
+    (
+        "Umbrella GmbH",
+        "rechnung@umbrella.test",
+        "Berlin",
+        "Germany",
+        "EUR",
+        "19.00",
+        "tok_amex",
+        30,
+    ),
+    ("Hooli", "payables@hooli.test", "Palo Alto", "US", "USD", "7.25", "tok_visa", 45),
+    ("Tyrell KK", "keiri@tyrell.test", "Tokyo", "Japan", "JPY", "10.00", "tok_visa", 30),
+    ("Wayne Ltd", "accounts@wayne.test", "London", "United Kingdom", "GBP", "20.00", "", 30),
+    ("Stark Industries", "ar@stark.test", "New York", "US", "USD", None, "tok_visa", 30),
+]
+PLAN_FEES = {"EUR": "49.00", "USD": "59.00", "GBP": "45.00", "JPY": "6500"}
+SERVICES = [("EC2", "0.0416"), ("RDS", "0.0680"), ("S3", "0.0050"), ("Lambda", "0.0009")]
+REGIONS = ["us-west-1", "us-east-1", "eu-west-1"]
+
+
+def _months_back(today: dt.date, n: int) -> dt.date:
+    index = today.year * 12 + today.month - 1 - n
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def _at(day: dt.date, hour: int = 10) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC)
+
+
+class Command(BaseCommand):
+    help = "Load demo data (idempotent) and print an admin login and a write API key."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--usage-per-account", type=int, default=150)
+
+    def handle(self, *args, **options) -> None:
+        if Account.objects.filter(org_name=ACCOUNTS[0][0]).exists():
+            self.stdout.write("Demo data already present; keeping it.")
+        else:
+            self._seed(options["usage_per_account"])
+        self._print_credentials()
+
+    @transaction.atomic
+    def _seed(self, usage_per_account: int) -> None:
+        rng = random.Random(42)
+        seller = Seller.load()
+        seller.name = "Billing Demo S.L."
+        seller.address_line1 = "Carrer de Mallorca 100"
+        seller.city, seller.zip, seller.country = "Barcelona", "08029", "Spain"
+        seller.vat_id, seller.email = "ESB12345678", "billing@demo.test"
+        seller.bank_name, seller.bank_account_holder = "Banco Demo", "Billing Demo S.L."
+        seller.iban, seller.bic = "ES91 2100 0418 4502 0005 1332", "CAIXESBBXXX"
+        seller.invoice_footer = (
+            "Billing Demo S.L. · Registered in Barcelona · Thank you for your business."
+        )
+        seller.save()
+
+        now = timezone.now()
+        today = now.date()
+        accounts = []
+        for org, email, city, country, currency, vat, token, terms in ACCOUNTS:
+            accounts.append(
+                Account.objects.create(
+                    org_name=org,
+                    billing_email=email,
+                    address_line1=f"{rng.randint(1, 400)} Market Street",
+                    city=city,
+                    zip=f"{rng.randint(10000, 99999)}",
+                    country=country,
+                    currency=currency,
+                    vat_rate=Decimal(vat) if vat else None,
+                    vat_code=f"VAT-{org[:3].upper()}{rng.randint(1000, 9999)}" if vat else "",
+                    card_token=token,
+                    card_brand="Visa" if token else "",
+                    card_last4="4242" if token else "",
+                    card_exp_month=12 if token else None,
+                    card_exp_year=2030 if token else None,
+                    payment_method="credit_card" if token else "bank_transfer",
+                    payment_terms_days=terms,
+                    created_at=now - dt.timedelta(days=400),
+                )
+            )
+        counts: dict[str, int] = {}
+        for months_ago in range(11, -1, -1):
+            period = _months_back(today, months_ago)
+            for index, account in enumerate(accounts):
+                invoice = self._invoice_for(account, period, months_ago, index, rng)
+                counts[invoice.state] = counts.get(invoice.state, 0) + 1
+        usage_count = self._usage(accounts, today, usage_per_account, rng)
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        self.stdout.write(
+            f"Created {len(accounts)} accounts, {sum(counts.values())} invoices ({summary}) "
+            f"and {usage_count} usage records."
+        )
+
+    def _invoice_for(self, account, period, months_ago, index, rng) -> Invoice:
+        created = _at(period, 9)
+        invoice = inv.invoice_create(account=account, period=period, actor=ACTOR, now=created)
+        fee = Decimal(PLAN_FEES[account.currency])
+        inv.line_item_add(
+            invoice=invoice, name="Pro plan", description=f"Monthly fee, {period:%B %Y}",
+            unit_price=fee, type="plan_fee", actor=ACTOR, now=created,
+        )  # fmt: skip
+        for _ in range(rng.randint(1, 3)):
+            service, price = rng.choice(SERVICES)
+            qty = Decimal(rng.randint(10, 900))
+            unit = Decimal(price) * (100 if account.currency == "JPY" else 1)
+            inv.line_item_add(
+                invoice=invoice, name=f"{service} usage", description="Metered usage",
+                quantity=qty, unit_price=unit, type="usage", actor=ACTOR, now=created,
+            )  # fmt: skip
+        if months_ago == 0:
+            if index == 7:
+                return inv.invoice_cancel(
+                    invoice=invoice, actor=ACTOR, reason="duplicate draft", now=created
+                )
+            return invoice
+        issue_at = _at(_months_back(period, -1) + dt.timedelta(days=2))
+        if months_ago == 1 and index % 2 == 0:
+            return inv.invoice_finalize(
+                invoice=invoice, actor=ACTOR, now=_at(_months_back(period, -1))
+            )
+            return invoice
+        invoice = inv.invoice_issue(invoice=invoice, actor=ACTOR, now=issue_at)
+        if months_ago == 1:
+            return invoice  # pending, not yet due
+        if index == 6:  # bank transfer customer
+            if months_ago >= 3:
+                invoice = inv.invoice_mark_paid(
+                    invoice=invoice, actor=ACTOR, reference=f"SEPA-{invoice.friendly_id}",
+                    now=issue_at + dt.timedelta(days=12),
+                )  # fmt: skip
+            return invoice
+        if index == 2:  # declined card: unpaid, then failed after three tries
+            attempts = 3 if months_ago >= 4 else 1 + (months_ago % 2)
+            for attempt in range(attempts):
+                try:
+                    inv.invoice_charge(
+                        invoice=invoice, actor=ACTOR, automatic=True,
+                        now=_at(invoice.due_on + dt.timedelta(days=3 * attempt)),
+                    )  # fmt: skip
+                except ChargeFailed:
+                    pass
+            return invoice
+        if months_ago == 5 and index == 4:
+            return inv.invoice_cancel(invoice=invoice, actor=ACTOR, reason="credited", now=issue_at)
+        return inv.invoice_charge(
+            invoice=invoice, actor=ACTOR, automatic=True, now=_at(invoice.due_on)
+        )
+
+    def _usage(self, accounts, today, per_account, rng) -> int:
+        rows = []
+        for account in accounts:
+            for months_ago in (1, 0):
+                period = _months_back(today, months_ago)
+                days = 28 if months_ago else max(today.day, 1)
+                for n in range(per_account):
+                    service, price = rng.choice(SERVICES)
+                    start = _at(period, 0) + dt.timedelta(
+                        days=rng.randrange(days), hours=rng.randrange(24)
+                    )
+                    duration = rng.choice([600, 1800, 3600, 7200])
+                    rows.append(
+                        UsageRecord(
+                            account=account,
+                            client_id=f"demo-{account.pk}-{period:%Y%m}-{n}",
+                            resource_id=f"i-{rng.getrandbits(40):010x}",
+                            resource_name=f"{service.lower()}-{rng.randint(1, 9)}",
+                            service=service,
+                            region=rng.choice(REGIONS),
+                            start_time=start,
+                            end_time=start + dt.timedelta(seconds=duration),
+                            duration=duration,
+                            cost=(Decimal(price) * duration / 3600).quantize(Decimal("0.000001")),
+                        )
+                    )
+        UsageRecord.objects.bulk_create(rows, batch_size=2000)
+        return len(rows)
+
+    def _print_credentials(self) -> None:
+        User = get_user_model()
+        admin, _ = User.objects.get_or_create(
+            username="admin",
+            defaults={"email": "admin@localhost", "is_staff": True, "is_superuser": True},
+        )
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password("admin")
+        admin.save()
+        for old in ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked_at__isnull=True):
+            api_key_revoke(api_key=old)
+        _, raw = api_key_create(name=DEMO_KEY_NAME, scope=ApiKey.Scope.WRITE)
+        self.stdout.write("")
+        self.stdout.write("Admin:   http://127.0.0.1:8000/admin/  user: admin  password: admin")
+        self.stdout.write(f"API key: {raw}   (write scope, all accounts)")
+        self.stdout.write("Try:     curl -u " + raw + ": http://127.0.0.1:8000/api/invoices.json")

@@ -1,0 +1,233 @@
+"""Buyer accounts, the seller profile, API keys and stored idempotent responses."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.lib.money import CURRENCIES
+
+CURRENCY_CHOICES = [(code, code) for code in CURRENCIES]
+currency_validator = RegexValidator(r"^[A-Z]{3}$", "Currency must be a three-letter ISO 4217 code.")
+
+
+class AccountQuerySet(models.QuerySet["Account"]):
+    def alive(self) -> AccountQuerySet:
+        """Accounts that are not soft-deleted."""
+        return self.exclude(state=Account.State.DELETED)
+
+
+class Account(models.Model):
+    """A buyer: the customer who receives invoices (3scale's buyer account)."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        DELETED = "deleted", "Deleted"
+
+    class PaymentMethod(models.TextChoices):
+        CREDIT_CARD = "credit_card", "Credit card"
+        BANK_TRANSFER = "bank_transfer", "Bank transfer"
+
+    org_name = models.CharField("organisation", max_length=255)
+    billing_email = models.EmailField(blank=True)
+    address_line1 = models.CharField(max_length=255, blank=True)
+    address_line2 = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=255, blank=True)
+    address_state = models.CharField("state / region", max_length=255, blank=True)
+    zip = models.CharField("postal code", max_length=32, blank=True)
+    country = models.CharField(max_length=255, blank=True)
+    phone = models.CharField(max_length=64, blank=True)
+    vat_code = models.CharField("VAT code", max_length=64, blank=True)
+    vat_rate = models.DecimalField(
+        "VAT rate (%)",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    currency = models.CharField(
+        max_length=3, choices=CURRENCY_CHOICES, default="USD", validators=[currency_validator]
+    )
+    payment_terms_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MaxValueValidator(365)]
+    )
+    payment_method = models.CharField(
+        max_length=20, choices=PaymentMethod.choices, default=PaymentMethod.CREDIT_CARD
+    )
+    # A gateway token, never a card number; brand/last4/expiry are for display.
+    card_token = models.CharField(max_length=128, blank=True)
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[AccountQuerySet] = AccountQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ["org_name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="account_state_valid",
+                condition=Q(state__in=["active", "suspended", "deleted"]),
+            ),
+            models.CheckConstraint(
+                name="account_vat_rate_range",
+                condition=Q(vat_rate__isnull=True) | Q(vat_rate__gte=0, vat_rate__lte=100),
+            ),
+            models.CheckConstraint(
+                name="account_deleted_has_timestamp",
+                condition=~Q(state="deleted") | Q(deleted_at__isnull=False),
+            ),
+        ]
+        indexes = [models.Index(fields=["state"], name="account_state_idx")]
+
+    def __str__(self) -> str:
+        return self.org_name
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.state == self.State.DELETED
+
+    @property
+    def address(self) -> str:
+        return "\n".join(part for part in (self.address_line1, self.address_line2) if part)
+
+
+class Seller(models.Model):
+    """The issuing company printed on every invoice (one row, id 1)."""
+
+    name = models.CharField(max_length=255, default="Your Company")
+    address_line1 = models.CharField(max_length=255, blank=True)
+    address_line2 = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=255, blank=True)
+    address_state = models.CharField("state / region", max_length=255, blank=True)
+    zip = models.CharField("postal code", max_length=32, blank=True)
+    country = models.CharField(max_length=255, blank=True)
+    phone = models.CharField(max_length=64, blank=True)
+    email = models.EmailField(blank=True)
+    vat_id = models.CharField("VAT id", max_length=64, blank=True)
+    bank_name = models.CharField(max_length=255, blank=True)
+    bank_account_holder = models.CharField(max_length=255, blank=True)
+    iban = models.CharField("IBAN", max_length=64, blank=True)
+    bic = models.CharField("BIC / SWIFT", max_length=32, blank=True)
+    logo = models.ImageField(upload_to="seller/", blank=True)
+    invoice_footer = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(name="seller_singleton", condition=Q(id=1))]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def address(self) -> str:
+        return "\n".join(part for part in (self.address_line1, self.address_line2) if part)
+
+    @classmethod
+    def load(cls) -> Seller:
+        seller, _ = cls.objects.get_or_create(id=1)
+        return seller
+
+
+class ApiKey(models.Model):
+    """An API key: stored as a SHA-256 hash, looked up by a short public prefix."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        WRITE = "write", "Read and write"
+
+    name = models.CharField(max_length=255)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
+    account = models.ForeignKey(
+        Account,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+        help_text="Limit the key to this account's data. Empty: every account.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(
+                name="apikey_scope_valid", condition=Q(scope__in=["read", "write"])
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_secret(raw_key: str) -> str:
+        # Keys carry 256 bits of randomness, so a fast hash is enough: there is
+        # nothing to brute-force, and lookups stay cheap on every request.
+        return hashlib.sha256(raw_key.encode()).hexdigest()
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == self.Scope.WRITE
+
+
+class IdempotencyKey(models.Model):
+    """The first completed response to a POST with an Idempotency-Key, kept for 24 hours."""
+
+    class Status(models.TextChoices):
+        IN_FLIGHT = "in_flight", "In flight"
+        COMPLETED = "completed", "Completed"
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    request_method = models.CharField(max_length=8)
+    request_path = models.CharField(max_length=2048)
+    request_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_FLIGHT)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "key"], name="idempotency_key_unique_per_api_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"

@@ -1,0 +1,39 @@
+"""Reads of accounts and API keys."""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+from django.db.models import QuerySet
+
+from accounts.models import Account, ApiKey
+
+_KEY_RE = re.compile(r"^bk_([0-9a-f]{8})_[A-Za-z0-9_-]{20,100}$")
+
+
+def api_key_get_by_secret(raw_key: str | None) -> ApiKey | None:
+    """The key matching `raw_key`, whatever its state (callers check `is_usable`)."""
+    if not raw_key:
+        return None
+    match = _KEY_RE.match(raw_key.strip())
+    if match is None:
+        return None
+    key = ApiKey.objects.select_related("account").filter(prefix=match.group(1)).first()
+    if key is None:
+        return None
+    if not hmac.compare_digest(key.key_hash, ApiKey.hash_secret(raw_key.strip())):
+        return None
+    return key
+
+
+def account_list(*, include_deleted: bool = False) -> QuerySet[Account]:
+    qs = Account.objects.all()
+    return qs if include_deleted else qs.alive()
+
+
+def account_visible_to(api_key: ApiKey | None) -> QuerySet[Account]:
+    qs = Account.objects.alive()
+    if api_key is not None and api_key.account_id is not None:
+        qs = qs.filter(pk=api_key.account_id)
+    return qs

@@ -1,0 +1,95 @@
+"""Payment gateways: the interface the charge service uses, and a deterministic test gateway."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from accounts.models import Account
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    success: bool
+    reference: str
+    message: str
+    test: bool
+    card_brand: str = ""
+    card_last4: str = ""
+    card_exp_month: int | None = None
+    card_exp_year: int | None = None
+    response: dict = field(default_factory=dict)
+
+
+class PaymentGateway(Protocol):
+    def purchase(
+        self, *, account: Account, amount: Decimal, currency: str, description: str
+    ) -> GatewayResult: ...
+
+
+@dataclass(frozen=True)
+class _TestCard:
+    success: bool
+    brand: str
+    last4: str
+    message: str
+    code: str
+
+
+class TestGateway:
+    """Outcomes fixed by the account's card token, like real gateways' test cards."""
+
+    CARDS: dict[str, _TestCard] = {
+        "tok_visa": _TestCard(True, "Visa", "4242", "Transaction approved", "approved"),
+        "tok_mastercard": _TestCard(True, "Mastercard", "4444", "Transaction approved", "approved"),
+        "tok_amex": _TestCard(True, "American Express", "8431", "Transaction approved", "approved"),
+        "tok_chargeDeclined": _TestCard(
+            False, "Visa", "0002", "Your card was declined.", "card_declined"
+        ),
+        "tok_chargeDeclinedInsufficientFunds": _TestCard(
+            False, "Visa", "9995", "Your card has insufficient funds.", "insufficient_funds"
+        ),
+        "tok_chargeDeclinedExpiredCard": _TestCard(
+            False, "Visa", "0069", "Your card has expired.", "expired_card"
+        ),
+    }
+
+    def purchase(
+        self, *, account: Account, amount: Decimal, currency: str, description: str
+    ) -> GatewayResult:
+        reference = f"ch_test_{secrets.token_hex(8)}"
+        card = self.CARDS.get(account.card_token)
+        if card is None:
+            return GatewayResult(
+                success=False,
+                reference=reference,
+                message="No valid payment method on file.",
+                test=True,
+                response={"code": "no_payment_method", "token": account.card_token or None},
+            )
+        return GatewayResult(
+            success=card.success,
+            reference=reference,
+            message=card.message,
+            test=True,
+            card_brand=card.brand,
+            card_last4=card.last4,
+            card_exp_month=account.card_exp_month or 12,
+            card_exp_year=account.card_exp_year or 2030,
+            response={
+                "code": card.code,
+                "amount": str(amount),
+                "currency": currency,
+                "description": description,
+            },
+        )
+
+
+def get_gateway() -> PaymentGateway:
+    return import_string(settings.PAYMENT_GATEWAY)()

@@ -1,0 +1,314 @@
+"""Invoices, their lines, payment transactions, the event log and the number counters."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q, Value
+from django.utils import timezone
+
+from accounts.models import CURRENCY_CHOICES, Account
+from billing.lib.money import (
+    AMOUNT_DECIMAL_PLACES,
+    AMOUNT_MAX_DIGITS,
+    QUANTITY_DECIMAL_PLACES,
+    UNIT_PRICE_DECIMAL_PLACES,
+)
+
+_TOTALS_TOLERANCE = Value(Decimal("0.00005"))
+
+
+def amount_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, **kwargs
+    )
+
+
+class Invoice(models.Model):
+    """A bill to one account for one period (a month)."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        FINALIZED = "finalized", "Finalized"
+        PENDING = "pending", "Pending"
+        UNPAID = "unpaid", "Unpaid"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class CreationType(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        BACKGROUND = "background", "Background"
+
+    # 3scale's state machine (3scale-wire.md section 3): target state -> allowed sources.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        State.FINALIZED: frozenset({State.OPEN}),
+        State.PENDING: frozenset({State.OPEN, State.FINALIZED}),
+        State.UNPAID: frozenset({State.PENDING}),
+        State.PAID: frozenset({State.PENDING, State.UNPAID, State.FAILED}),
+        State.FAILED: frozenset({State.UNPAID}),
+        State.CANCELLED: frozenset(
+            {State.OPEN, State.FINALIZED, State.PENDING, State.UNPAID, State.FAILED}
+        ),
+    }
+    EDITABLE_STATES = frozenset({State.OPEN, State.FINALIZED})
+    ISSUED_STATES = frozenset({State.PENDING, State.UNPAID, State.PAID, State.FAILED})
+    CHARGEABLE_STATES = frozenset({State.PENDING, State.UNPAID, State.FAILED})
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices")
+    period = models.DateField(help_text="First day of the billed month.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    friendly_id = models.CharField("number", max_length=20, null=True, blank=True)
+    creation_type = models.CharField(
+        max_length=16, choices=CreationType.choices, default=CreationType.MANUAL
+    )
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="USD")
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    vat_code = models.CharField(max_length=64, blank=True)
+    cost_without_vat = amount_field(default=Decimal("0"))
+    vat_amount = amount_field(default=Decimal("0"))
+    cost = amount_field(default=Decimal("0"))
+    issued_on = models.DateField(null=True, blank=True)
+    due_on = models.DateField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Frozen at issue: the parties exactly as they were when the invoice was issued.
+    buyer_details = models.JSONField(default=dict, blank=True)
+    seller_details = models.JSONField(default=dict, blank=True)
+    charge_attempts = models.PositiveSmallIntegerField(default=0)
+    last_charge_attempt_at = models.DateTimeField(null=True, blank=True)
+    pdf = models.FileField(upload_to="invoices/%Y/%m/", blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["friendly_id"],
+                condition=Q(friendly_id__isnull=False),
+                name="invoice_friendly_id_unique",
+            ),
+            # One background (billing-run) invoice per account and month.
+            models.UniqueConstraint(
+                fields=["account", "period"],
+                condition=Q(creation_type="background") & ~Q(state="cancelled"),
+                name="invoice_one_background_per_account_period",
+            ),
+            models.CheckConstraint(
+                name="invoice_state_valid",
+                condition=Q(
+                    state__in=[
+                        "open",
+                        "finalized",
+                        "pending",
+                        "unpaid",
+                        "paid",
+                        "failed",
+                        "cancelled",
+                    ]
+                ),
+            ),
+            models.CheckConstraint(name="invoice_period_first_day", condition=Q(period__day=1)),
+            # cost = cost_without_vat + vat_amount. Exact on PostgreSQL; the
+            # half-of-the-last-stored-digit tolerance only absorbs SQLite's
+            # floating-point arithmetic on decimal columns.
+            models.CheckConstraint(
+                name="invoice_totals_identity",
+                condition=Q(cost__gte=F("cost_without_vat") + F("vat_amount") - _TOTALS_TOLERANCE)
+                & Q(cost__lte=F("cost_without_vat") + F("vat_amount") + _TOTALS_TOLERANCE),
+            ),
+            models.CheckConstraint(
+                name="invoice_numbered_after_open",
+                condition=Q(state__in=["open", "cancelled"]) | Q(friendly_id__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="invoice_issued_has_dates",
+                condition=~Q(state__in=["pending", "unpaid", "paid", "failed"])
+                | Q(issued_on__isnull=False, due_on__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="invoice_paid_has_paid_at",
+                condition=~Q(state="paid") | Q(paid_at__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="invoice_due_after_issue",
+                condition=Q(issued_on__isnull=True) | Q(due_on__gte=F("issued_on")),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="invoice_newest_idx"),
+            models.Index(fields=["state", "-created_at", "-id"], name="invoice_state_newest_idx"),
+            models.Index(fields=["period", "-created_at", "-id"], name="invoice_period_newest_idx"),
+            models.Index(
+                fields=["account", "-created_at", "-id"], name="invoice_account_newest_idx"
+            ),
+            models.Index(fields=["state", "due_on"], name="invoice_state_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.friendly_id or f"Draft #{self.pk}"
+
+    @property
+    def period_end(self) -> dt.date:
+        last_day = calendar.monthrange(self.period.year, self.period.month)[1]
+        return self.period.replace(day=last_day)
+
+    @property
+    def is_editable(self) -> bool:
+        return self.state in self.EDITABLE_STATES
+
+    @property
+    def is_issued(self) -> bool:
+        return self.issued_on is not None
+
+    def can_transition_to(self, to_state: str) -> bool:
+        return self.state in self.TRANSITIONS.get(to_state, frozenset())
+
+
+class LineItem(models.Model):
+    """One charged line of an invoice: cost = round(quantity x unit_price)."""
+
+    class Type(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        PLAN_FEE = "plan_fee", "Plan fee"
+        USAGE = "usage", "Usage"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="line_items")
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    quantity = models.DecimalField(
+        max_digits=18, decimal_places=QUANTITY_DECIMAL_PLACES, default=Decimal("1")
+    )
+    unit_price = models.DecimalField(max_digits=28, decimal_places=UNIT_PRICE_DECIMAL_PLACES)
+    cost = amount_field()
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.MANUAL)
+    # 3scale references, kept for API compatibility (no such objects exist here).
+    metric_id = models.BigIntegerField(null=True, blank=True)
+    plan_id = models.BigIntegerField(null=True, blank=True)
+    contract_id = models.BigIntegerField(null=True, blank=True)
+    contract_type = models.CharField(max_length=64, blank=True)
+    # Where the line came from, e.g. "usage:EC2:us-west-1" for a billing-run line.
+    source = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                name="lineitem_type_valid", condition=Q(type__in=["manual", "plan_fee", "usage"])
+            ),
+            models.UniqueConstraint(
+                fields=["invoice", "source"],
+                condition=~Q(source=""),
+                name="lineitem_one_per_source",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PaymentTransaction(models.Model):
+    """One charge or refund attempt, successful or not."""
+
+    class Action(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        REFUND = "refund", "Refund"
+
+    class Method(models.TextChoices):
+        CREDIT_CARD = "credit_card", "Credit card"
+        BANK_TRANSFER = "bank_transfer", "Bank transfer"
+        OTHER = "other", "Other"
+
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="payment_transactions"
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="payment_transactions"
+    )
+    amount = amount_field()
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.PURCHASE)
+    success = models.BooleanField(default=False)
+    reference = models.CharField(max_length=255, blank=True)
+    message = models.CharField(max_length=1024, blank=True)
+    method = models.CharField(max_length=32, choices=Method.choices, default=Method.CREDIT_CARD)
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    test = models.BooleanField(default=False)
+    gateway_response = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # Whatever races, an invoice is paid at most once.
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=Q(action="purchase", success=True),
+                name="payment_one_successful_purchase_per_invoice",
+            ),
+            models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.success else "failed"
+        return f"{self.action} {self.amount} {self.currency} ({outcome})"
+
+
+class InvoiceEvent(models.Model):
+    """An append-only record of one change to an invoice: who, when, from, to, why."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        TRANSITION = "transition", "State change"
+        UPDATED = "updated", "Updated"
+        LINE_ADDED = "line_added", "Line added"
+        LINE_REMOVED = "line_removed", "Line removed"
+        CHARGE_FAILED = "charge_failed", "Charge failed"
+        PDF_RENDERED = "pdf_rendered", "PDF rendered"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16, blank=True)
+    actor = models.CharField(max_length=255)
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_state}->{self.to_state} by {self.actor}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Invoice events are append-only.")
+        super().save(*args, **kwargs)
+
+
+class InvoiceCounter(models.Model):
+    """The last number handed out in one series ("2026-03" or "2026")."""
+
+    series = models.CharField(max_length=7, unique=True)
+    last_number = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["series"]
+
+    def __str__(self) -> str:
+        return f"{self.series}: {self.last_number}"

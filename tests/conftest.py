@@ -1,0 +1,87 @@
+"""Shared fixtures: named personas, so every API test can check that the other account sees nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.db import connection
+
+from accounts.models import Account, ApiKey
+from tests.factories import AccountFactory, make_api_key
+
+_ran_on: dict[str, int] = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" in engine:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report):
+    # Runs in the controller too when tests are spread over xdist workers.
+    if report.when == "call" and report.passed and "postgres" in report.keywords:
+        _ran_on["postgres"] = _ran_on.get("postgres", 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from django.conf import settings
+
+    vendor = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    terminalreporter.write_line(
+        f"database: {vendor}; PostgreSQL-only tests passed: {_ran_on.get('postgres', 0)}"
+    )
+
+
+@dataclass
+class Persona:
+    account: Account
+    key: ApiKey
+    secret: str
+
+
+@pytest.fixture
+def owner(db) -> Persona:
+    """An account that owns the data, with a write key limited to it."""
+    account = AccountFactory(org_name="Owner Inc")
+    key, secret = make_api_key(scope="write", account=account, name="owner key")
+    return Persona(account, key, secret)
+
+
+@pytest.fixture
+def other(db) -> Persona:
+    """Another account, whose key must never see the owner's data."""
+    account = AccountFactory(org_name="Other Ltd")
+    key, secret = make_api_key(scope="write", account=account, name="other key")
+    return Persona(account, key, secret)
+
+
+@pytest.fixture
+def admin_key(db) -> tuple[ApiKey, str]:
+    """A provider-wide write key (all accounts)."""
+    return make_api_key(scope="write", name="provider write key")
+
+
+@pytest.fixture
+def read_key(db) -> tuple[ApiKey, str]:
+    """A provider-wide read-only key."""
+    return make_api_key(scope="read", name="provider read key")
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    return django_user_model.objects.create_user(
+        "staff", "staff@example.test", "staff-password-123", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
