@@ -45,5 +45,20 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+.PHONY: schema
+schema: install ## Regenerate docs/openapi.yaml (the test suite fails when it is out of date)
+	$(DEV_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
 clean: ## Remove the SQLite database and generated files
 	rm -rf db.sqlite3 var test-artifacts
+
+# Benchmarks use their own databases, never DATABASE_URL: loading the data empties them.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench
+BENCH_SMOKE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_smoke
+.PHONY: bench bench-smoke
+
+bench: install ## Benchmarks at full scale on PostgreSQL with wrk (loads the data once); docs/benchmarks.md
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/run.py
+
+bench-smoke: install ## The benchmarks at the smallest scale, to check that they run
+	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) bench/run.py --scale 0.001 --duration 1

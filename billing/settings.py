@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from billing.lib.env import env_bool, env_int, env_list, env_str
@@ -43,7 +44,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost after security: API paths get errors in their own format, and a
+    # lost database is a 503, whichever layer below notices it.
+    "billing.lib.api_error_pages.ApiErrorPageMiddleware",
+    "billing.lib.db_errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "billing.lib.request_limits.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,6 +91,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The usage report's covering index (INCLUDE columns) is a PostgreSQL feature;
+# SQLite builds the same index without them, which is all it needs.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -148,6 +157,25 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# `celery -A billing beat`. The monthly jobs are spaced so that last month's
+# usage is billed before its invoices are finalized; issuing runs daily and
+# picks the invoices finalized at least two days earlier (the review window).
+CELERY_BEAT_SCHEDULE = {
+    "bill-last-month": {
+        "task": "usage.bill_month",
+        "schedule": crontab(minute=15, hour=0, day_of_month=1),
+    },
+    "finalize-last-month": {
+        "task": "invoices.finalize_due",
+        "schedule": crontab(minute=0, hour=2, day_of_month=1),
+    },
+    "issue-finalized": {"task": "invoices.issue_due", "schedule": crontab(minute=0, hour=3)},
+    "charge-due": {"task": "invoices.charge_due", "schedule": crontab(minute=0, hour=6)},
+    "prune-idempotency-keys": {
+        "task": "accounts.idempotency_keys_prune",
+        "schedule": crontab(minute=30),
+    },
+}
 
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {
@@ -171,6 +199,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The 3scale API's id segment (any text up to a dot, so `abc` gets 3scale's 404 body).
+    "PATH_CONVERTER_OVERRIDES": {"threescale_id": int},
 }
 
 # --- Billing domain -------------------------------------------------------------
@@ -183,13 +213,22 @@ DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "USD")
 PAYMENT_GATEWAY = env_str("PAYMENT_GATEWAY", "invoices.gateways.TestGateway")
 CHARGE_RETRY_DAYS = 3
 MAX_CHARGE_ATTEMPTS = 3
+# Seconds a signed invoice PDF link (GET /api/invoices/{id}.pdf redirects to it) stays valid.
+INVOICE_PDF_LINK_MAX_AGE = env_int("INVOICE_PDF_LINK_MAX_AGE", 300, minimum=1)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # API keys travel in query strings (3scale's access_token): no log line may carry one.
+    "filters": {"redact_keys": {"()": "billing.lib.log_redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_keys"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Filters on these loggers too, so every handler (not only ours) sees redacted records.
+        "django.server": {"filters": ["redact_keys"]},
+        "django.request": {"filters": ["redact_keys"]},
+        "django.security": {"filters": ["redact_keys"]},
+        "billing": {"filters": ["redact_keys"]},
         "django.db.backends": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},

@@ -3,7 +3,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from billing.views import healthz
+
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/api/", include("accounts.api.urls_3scale")),
     path("admin/", admin.site.urls),
     path("staff/", include("invoices.urls_staff")),

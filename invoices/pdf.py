@@ -1,19 +1,59 @@
-"""The invoice document: context, HTML and PDF bytes."""
+"""The invoice document: context, HTML and PDF bytes, and where a PDF is served from.
+
+An issued invoice's PDF is rendered once (invoices.tasks.invoice_render_pdf,
+after the issuing transaction commits) and served from storage ever after, so
+the document a customer received never changes. Drafts and cancelled drafts
+have no stored file: they render on the fly, watermarked.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from django.template.loader import render_to_string
 
 from accounts.models import Seller
+from billing.lib.money import minor_units, quantize
 from billing.lib.pdf import html_to_pdf
-from invoices.models import Invoice
+from invoices.models import Invoice, PaymentTransaction
 from invoices.services import buyer_details, seller_details
+
+
+def format_amount(amount: Decimal | None, currency: str) -> str:
+    """`1234.5` in EUR -> `1,234.50`; JPY shows no decimals, KWD three."""
+    if amount is None:
+        return ""
+    # Rounded half-up first (the money rule); formatting alone would round half-even.
+    return f"{quantize(amount, currency):,.{minor_units(currency)}f}"
+
+
+def format_unit_price(price: Decimal, currency: str) -> str:
+    """Unit prices keep their precision (0.0416) but show at least the minor unit (59.00)."""
+    places = max(minor_units(currency), -min(price.normalize().as_tuple().exponent, 0))
+    return f"{price:,.{places}f}"
+
+
+def format_quantity(quantity: Decimal) -> str:
+    normal = quantity.normalize()
+    places = -min(normal.as_tuple().exponent, 0)
+    return f"{quantity:,.{places}f}"
+
+
+@dataclass(frozen=True)
+class PdfLine:
+    position: int
+    name: str
+    description: str
+    quantity: str
+    unit_price: str
+    cost: str
 
 
 def invoice_pdf_context(invoice: Invoice) -> dict:
     seller = Seller.load()
+    # Once issued, the parties are printed exactly as they were frozen at issue.
     if invoice.is_issued and invoice.seller_details:
         seller_block = invoice.seller_details
     else:
@@ -27,25 +67,78 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         try:
             logo_uri = Path(seller.logo.path).resolve().as_uri()
         except (ValueError, NotImplementedError):
-            logo_uri = ""
+            logo_uri = ""  # a storage without local paths: the invoice goes without a logo
     watermark = ""
     if invoice.state == Invoice.State.CANCELLED:
         watermark = "CANCELLED"
     elif not invoice.is_issued:
         watermark = "DRAFT"
-    payment = invoice.payment_transactions.filter(success=True, action="purchase").first()
+    payment = invoice.payment_transactions.filter(
+        success=True, action=PaymentTransaction.Action.PURCHASE
+    ).first()
+    currency = invoice.currency
+    lines = [
+        PdfLine(
+            position=index,
+            name=line.name,
+            description=line.description,
+            quantity=format_quantity(line.quantity),
+            unit_price=format_unit_price(line.unit_price, currency),
+            cost=format_amount(line.cost, currency),
+        )
+        for index, line in enumerate(invoice.line_items.all(), start=1)
+    ]
     return {
         "invoice": invoice,
-        "lines": list(invoice.line_items.all()),
+        "lines": lines,
         "seller": seller_block,
         "buyer": buyer_block,
         "logo_uri": logo_uri,
         "footer": seller.invoice_footer,
         "watermark": watermark,
         "payment": payment,
+        "subtotal": format_amount(invoice.cost_without_vat, currency),
+        "vat": format_amount(invoice.vat_amount, currency),
+        "total": format_amount(invoice.cost, currency),
+        "vat_rate": invoice.vat_rate.normalize() if invoice.vat_rate else None,
     }
 
 
+def invoice_pdf_html(invoice: Invoice) -> str:
+    return render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
+
+
 def invoice_pdf_bytes(invoice: Invoice) -> bytes:
-    html = render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
-    return html_to_pdf(html)
+    """Render the document now (used for drafts, and once per issued invoice)."""
+    return html_to_pdf(invoice_pdf_html(invoice))
+
+
+def invoice_pdf_filename(invoice: Invoice) -> str:
+    if invoice.friendly_id:
+        return f"invoice-{invoice.friendly_id}.pdf"
+    return f"invoice-draft-{invoice.pk}.pdf"
+
+
+def invoice_pdf_content(invoice: Invoice) -> bytes:
+    """The PDF to hand out: the stored file of an issued invoice, else a fresh rendering.
+
+    An issued invoice whose file is missing (rendering failed, or storage was
+    restored without media) gets it rendered and stored now, so it is still
+    rendered only once. A cancelled invoice always renders on the fly: the
+    stored copy predates the cancellation and carries no CANCELLED watermark.
+    """
+    from invoices.tasks import invoice_render_pdf
+
+    if not invoice.is_issued or invoice.state == Invoice.State.CANCELLED:
+        return invoice_pdf_bytes(invoice)
+    if not invoice.pdf:
+        invoice_render_pdf(invoice.pk)
+        invoice.refresh_from_db(fields=["pdf"])
+    try:
+        with invoice.pdf.open("rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        invoice_render_pdf(invoice.pk, force=True)
+        invoice.refresh_from_db(fields=["pdf"])
+        with invoice.pdf.open("rb") as handle:
+            return handle.read()

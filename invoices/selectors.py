@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
-from accounts.models import ApiKey
-from invoices.models import Invoice
+from accounts.models import Account, ApiKey
+from invoices.models import Invoice, PaymentTransaction
 
 
 def invoice_visible_to(api_key: ApiKey | None) -> QuerySet[Invoice]:
@@ -17,6 +17,25 @@ def invoice_visible_to(api_key: ApiKey | None) -> QuerySet[Invoice]:
     if api_key is not None and api_key.account_id is not None:
         qs = qs.filter(account_id=api_key.account_id)
     return qs
+
+
+def invoice_list_with_details(api_key: ApiKey | None) -> QuerySet[Invoice]:
+    """Visible invoices with their account, lines and successful purchase loaded up front.
+
+    A page costs the same few queries whatever its size: the successful
+    purchase lands in `successful_purchases` (a list of zero or one).
+    """
+    purchases = PaymentTransaction.objects.filter(
+        action=PaymentTransaction.Action.PURCHASE, success=True
+    )
+    return (
+        invoice_visible_to(api_key)
+        .select_related("account")
+        .prefetch_related(
+            "line_items",
+            Prefetch("payment_transactions", queryset=purchases, to_attr="successful_purchases"),
+        )
+    )
 
 
 def invoice_list_due_for_charge(now: dt.datetime) -> QuerySet[Invoice]:
@@ -45,3 +64,15 @@ def invoice_list_to_issue(now: dt.datetime, *, grace: dt.timedelta) -> QuerySet[
     return Invoice.objects.filter(
         state=Invoice.State.FINALIZED, finalized_at__lte=now - grace
     ).order_by("id")
+
+
+def invoice_visible_for_account(
+    api_key: ApiKey | None, account_id: int
+) -> QuerySet[Invoice] | None:
+    """One account's invoices as a key may see them, deleted accounts included (their
+    invoices stay); None when that account does not exist or the key may not see it."""
+    if api_key is not None and api_key.account_id not in (None, account_id):
+        return None
+    if not Account.objects.filter(pk=account_id).exists():
+        return None
+    return Invoice.objects.filter(account_id=account_id)

@@ -96,6 +96,17 @@ def _refresh_totals(invoice: Invoice) -> None:
     invoice.cost = invoice.cost_without_vat + invoice.vat_amount
 
 
+def invoice_totals(
+    lines_total: Decimal, *, vat_rate: Decimal | None, currency: str
+) -> tuple[Decimal, Decimal, Decimal]:
+    """(cost_without_vat, vat_amount, cost) of an invoice whose line costs add up to
+    `lines_total`: the rule of `_refresh_totals`, for callers that total many
+    invoices in one query (the billing run)."""
+    cost_without_vat = quantize(lines_total, currency)
+    vat = vat_amount(cost_without_vat, vat_rate, currency)
+    return cost_without_vat, vat, cost_without_vat + vat
+
+
 def _apply_live_terms(invoice: Invoice, account: Account) -> None:
     """Until issue, VAT and currency follow the buyer account."""
     invoice.vat_rate = account.vat_rate
@@ -214,6 +225,13 @@ def _validate_line_amounts(quantity: Decimal, unit_price: Decimal) -> None:
         raise InvoiceValidationError(f"line cost must be at most {MAX_AMOUNT}", field="cost")
 
 
+def line_item_validate(*, name: str, quantity: Decimal, unit_price: Decimal) -> None:
+    """The checks `line_item_add` makes, for forms that report errors before saving."""
+    if not name or not name.strip():
+        raise InvoiceValidationError("can't be blank", field="name")
+    _validate_line_amounts(quantity, unit_price)
+
+
 # --- creation and editing ------------------------------------------------------
 
 
@@ -278,8 +296,12 @@ def line_item_add(
             raise InvoiceValidationError("give a unit price or a cost", field="cost")
         if cost < 0:
             raise InvoiceValidationError("must not be negative", field="cost")
+        # Checked before dividing: a huge cost would overflow the quantize below.
+        if cost > MAX_AMOUNT:
+            raise InvoiceValidationError(f"must be at most {MAX_AMOUNT}", field="cost")
         if quantity <= 0:
             raise InvoiceValidationError("must be greater than 0", field="quantity")
+        _validate_line_amounts(quantity, ZERO)  # the quantity's own limits, before dividing
         unit_price = (cost / quantity).quantize(Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES))
     _validate_line_amounts(quantity, unit_price)
     line = LineItem.objects.create(
@@ -398,8 +420,12 @@ def _enter_finalized(invoice: Invoice, now: dt.datetime) -> None:
     _assign_number(invoice, now)
 
 
-def _enter_pending(invoice: Invoice, now: dt.datetime) -> None:
-    """Issue: freeze the terms and parties, number it, date it."""
+def _enter_pending(invoice: Invoice, now: dt.datetime, *, due_on: dt.date | None = None) -> None:
+    """Issue: freeze the terms and parties, number it, date it.
+
+    `due_on` replaces the due date the account's payment terms would give
+    (the /v1 API takes it from the client); it may not precede the issue date.
+    """
     account = invoice.account
     if account.is_deleted:
         raise AccountNotBillable("Cannot issue an invoice of a deleted account.")
@@ -413,6 +439,10 @@ def _enter_pending(invoice: Invoice, now: dt.datetime) -> None:
     if terms is None:
         terms = settings.DEFAULT_PAYMENT_TERMS_DAYS
     invoice.due_on = invoice.issued_on + dt.timedelta(days=terms)
+    if due_on is not None:
+        if due_on < invoice.issued_on:
+            raise InvoiceValidationError("must not be before the issue date", field="due_on")
+        invoice.due_on = due_on
     if invoice.finalized_at is None:
         invoice.finalized_at = now
     invoice_id = invoice.pk
@@ -442,14 +472,21 @@ _ON_ENTER = {
 
 
 def _transition_locked(
-    invoice: Invoice, to_state: str, *, actor: str, reason: str, now: dt.datetime, data=None
+    invoice: Invoice,
+    to_state: str,
+    *,
+    actor: str,
+    reason: str,
+    now: dt.datetime,
+    data=None,
+    enter_options: dict | None = None,
 ) -> Invoice:
     if not invoice.can_transition_to(to_state):
         raise InvalidInvoiceTransition(f"Cannot transition to {to_state}")
     from_state = invoice.state
     enter = _ON_ENTER.get(to_state)
     if enter is not None:
-        enter(invoice, now)
+        enter(invoice, now, **(enter_options or {}))
     invoice.state = to_state
     invoice.save()
     _record_event(
@@ -479,8 +516,28 @@ def invoice_finalize(*, invoice: Invoice, actor: str, now: dt.datetime | None = 
     return invoice_transition(invoice=invoice, to_state=State.FINALIZED, actor=actor, now=now)
 
 
-def invoice_issue(*, invoice: Invoice, actor: str, now: dt.datetime | None = None) -> Invoice:
-    return invoice_transition(invoice=invoice, to_state=State.PENDING, actor=actor, now=now)
+def invoice_issue(
+    *,
+    invoice: Invoice,
+    actor: str,
+    now: dt.datetime | None = None,
+    due_on: dt.date | None = None,
+) -> Invoice:
+    """Issue an invoice; `due_on` overrides the due date from the payment terms."""
+    if due_on is None:
+        return invoice_transition(invoice=invoice, to_state=State.PENDING, actor=actor, now=now)
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _lock_invoice(invoice)
+        return _transition_locked(
+            locked,
+            State.PENDING,
+            actor=actor,
+            reason="",
+            now=now,
+            data={"due_on": due_on.isoformat()},
+            enter_options={"due_on": due_on},
+        )
 
 
 def invoice_cancel(

@@ -30,3 +30,30 @@ def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
         data={"file": invoice.pdf.name, "bytes": len(content)},
     )
     return invoice.pdf.name
+
+
+# The scheduled batch jobs (CELERY_BEAT_SCHEDULE); each one lives in invoices.jobs.
+
+
+@shared_task(name="invoices.finalize_due", acks_late=True)
+def invoices_finalize_task() -> dict:
+    """Finalize the open invoices of ended months (the 1st of each month)."""
+    from invoices.jobs import invoices_finalize
+
+    return invoices_finalize().as_dict()
+
+
+@shared_task(name="invoices.issue_due", acks_late=True)
+def invoices_issue_task() -> dict:
+    """Issue the invoices finalized at least two days ago (daily)."""
+    from invoices.jobs import invoices_issue
+
+    return invoices_issue().as_dict()
+
+
+@shared_task(name="invoices.charge_due", acks_late=True)
+def invoices_charge_task() -> dict:
+    """Charge the issued invoices whose (next) attempt is due (daily)."""
+    from invoices.jobs import invoices_charge
+
+    return invoices_charge().as_dict()

@@ -1,3 +1,11 @@
-"""URL patterns (filled in by the module that owns them)."""
+"""Staff pages, under /staff/ (login through the admin)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from invoices import views_staff
+
+app_name = "staff"
+
+urlpatterns = [
+    path("dashboard/", views_staff.dashboard, name="dashboard"),
+]

@@ -13,7 +13,11 @@ from invoices.models import LineItem
 class UsageRecord(models.Model):
     """One metered use of a resource; `client_id` is the client's de-duplication key."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_records")
+    # No index of its own: the unique (account, client_id) and the report index
+    # both lead with account_id, and every extra index slows ingestion.
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+    )
     client_id = models.CharField(max_length=128)
     resource_id = models.CharField(max_length=255)
     resource_name = models.CharField(max_length=255, blank=True)
@@ -23,8 +27,15 @@ class UsageRecord(models.Model):
     end_time = models.DateTimeField()
     duration = models.BigIntegerField(help_text="Seconds.")
     cost = models.DecimalField(max_digits=18, decimal_places=6)
+    # Indexed only where set (see Meta.indexes): records arrive unbilled, so a
+    # full index would be maintained on every insert for nothing.
     line_item = models.ForeignKey(
-        LineItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+        LineItem,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="usage_records",
+        db_index=False,
     )
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     updated_at = models.DateTimeField(db_default=Now(), editable=False)
@@ -44,7 +55,19 @@ class UsageRecord(models.Model):
             models.CheckConstraint(name="usage_cost_non_negative", condition=Q(cost__gte=0)),
         ]
         indexes = [
-            models.Index(fields=["account", "start_time"], name="usage_account_start_idx"),
+            # One account's month is the hot read (reports, billing runs): the
+            # included columns let PostgreSQL total and group it from the index
+            # alone, without visiting the table rows.
+            models.Index(
+                fields=["account", "start_time"],
+                include=["service", "region", "cost", "duration"],
+                name="usage_account_start_cov_idx",
+            ),
+            models.Index(
+                fields=["line_item"],
+                condition=Q(line_item__isnull=False),
+                name="usage_line_item_billed_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,3 +1,34 @@
-"""URL patterns (filled in by the module that owns them)."""
+"""3scale's Account Management API under /admin/api: signup and accounts."""
 
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.urlpatterns import format_suffix_patterns
+
+from accounts.api.views_3scale import AccountViewSet
+from invoices.api.threescale import converters  # noqa: F401  (registers threescale_id)
+
+urlpatterns = format_suffix_patterns(
+    [
+        path(
+            "signup",
+            AccountViewSet.as_view({"post": "signup"}),
+            name="threescale-signup",
+        ),
+        path(
+            "accounts",
+            AccountViewSet.as_view({"get": "list"}),
+            name="threescale-account-list",
+        ),
+        path(
+            "accounts/<threescale_id:pk>",
+            AccountViewSet.as_view(
+                {
+                    "get": "retrieve",
+                    "put": "update",
+                    "patch": "partial_update",
+                    "delete": "destroy",
+                }
+            ),
+            name="threescale-account-detail",
+        ),
+    ]
+)

@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 _CODES = {
     400: "bad_request",
+    402: "payment_failed",
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
@@ -49,6 +51,10 @@ class ApiError(exceptions.APIException):
         self.details = details
 
 
+def payload_too_large_message(limit: int) -> str:
+    return f"The request body is larger than the limit of {limit} bytes."
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -56,12 +62,34 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": body}
 
 
-def _flatten(detail: Any) -> Any:
+def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Flatten nested validation errors into `{"line_items[1].price": ["..."]}`.
+
+    Clients get one flat map from a field path to its messages, however deep
+    the field sits in the request.
+    """
+    errors: dict[str, list[str]] = {}
     if isinstance(detail, dict):
-        return {str(k): _flatten(v) for k, v in detail.items()}
-    if isinstance(detail, list):
-        return [_flatten(v) for v in detail]
-    return str(detail)
+        for key, value in detail.items():
+            if isinstance(key, int):  # the items of a list field
+                path = f"{prefix}[{key}]"
+            elif key == "non_field_errors" and prefix:
+                path = prefix  # about the field as a whole
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for sub_path, messages in field_errors(value, path).items():
+                errors.setdefault(sub_path, []).extend(messages)
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, (dict, list)):
+                if value:
+                    for sub_path, messages in field_errors(value, f"{prefix}[{index}]").items():
+                        errors.setdefault(sub_path, []).extend(messages)
+            else:
+                errors.setdefault(prefix or "non_field_errors", []).append(str(value))
+    else:
+        errors.setdefault(prefix or "non_field_errors", []).append(str(detail))
+    return errors
 
 
 def v1_exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -76,11 +104,12 @@ def v1_exception_handler(exc: Exception, context: dict) -> Response | None:
     elif isinstance(exc, exceptions.ValidationError):
         status_code, code = 400, "validation_error"
         message = "The request has invalid fields; see details."
-        details = (
-            _flatten(exc.detail)
-            if isinstance(exc.detail, dict)
-            else {"non_field_errors": _flatten(exc.detail)}
-        )
+        details = field_errors(exc.detail)
+    elif isinstance(exc, RequestDataTooBig):
+        from django.conf import settings
+
+        status_code, code, details = 413, "payload_too_large", None
+        message = payload_too_large_message(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     elif isinstance(exc, exceptions.ParseError):
         status_code, code, message, details = 400, "malformed_request", str(exc.detail), None
     elif isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
@@ -95,7 +124,8 @@ def v1_exception_handler(exc: Exception, context: dict) -> Response | None:
         status_code, code, details = 403, "forbidden", None
         message = "This API key is not allowed to do this (a read key cannot write)."
     elif isinstance(exc, (exceptions.NotFound, Http404)):
-        status_code, code, message, details = 404, "not_found", "Not found.", None
+        status_code, code, details = 404, "not_found", None
+        message = str(exc.detail) if isinstance(exc, exceptions.NotFound) else "Not found."
     elif isinstance(exc, (OperationalError, InterfaceError)):
         status_code, code, details = 503, "service_unavailable", None
         message = "The service is temporarily unavailable; retry shortly."
@@ -115,3 +145,22 @@ def v1_exception_handler(exc: Exception, context: dict) -> Response | None:
     else:
         return None
     return Response(error_body(code, message, details), status=status_code, headers=headers)
+
+
+# --- the error shape, for the OpenAPI schema ------------------------------------
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable error code.")
+    message = serializers.CharField(help_text="What went wrong, for people.")
+    details = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Validation errors: each bad field (or parameter) with its reasons.",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every /v1 error response."""
+
+    error = ErrorDetailSerializer()

@@ -1,3 +1,11 @@
-"""URL patterns (filled in by the module that owns them)."""
+"""The JSON API of seed 000 under /v1: invoices."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from invoices.api.v1.views import InvoiceViewSet
+
+# No trailing slash: the seed's paths are /invoices and /invoices/{id}.
+router = SimpleRouter(trailing_slash="")
+router.register("invoices", InvoiceViewSet, basename="v1-invoice")
+
+urlpatterns = router.urls

@@ -1,3 +1,10 @@
-"""URL patterns (filled in by the module that owns them)."""
+"""/v1 usage endpoints."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from usage.api.views import UsageIngestView, UsageReportView
+
+urlpatterns = [
+    path("usage", UsageIngestView.as_view(), name="v1-usage"),
+    path("usage/report", UsageReportView.as_view(), name="v1-usage-report"),
+]

@@ -191,6 +191,8 @@ class Command(BaseCommand):
                         days=rng.randrange(days), hours=rng.randrange(24)
                     )
                     duration = rng.choice([600, 1800, 3600, 7200])
+                    # Prices are per hour in the account's currency (yen have no cents).
+                    hourly = Decimal(price) * (100 if account.currency == "JPY" else 1)
                     rows.append(
                         UsageRecord(
                             account=account,
@@ -202,7 +204,7 @@ class Command(BaseCommand):
                             start_time=start,
                             end_time=start + dt.timedelta(seconds=duration),
                             duration=duration,
-                            cost=(Decimal(price) * duration / 3600).quantize(Decimal("0.000001")),
+                            cost=(hourly * duration / 3600).quantize(Decimal("0.000001")),
                         )
                     )
         UsageRecord.objects.bulk_create(rows, batch_size=2000)

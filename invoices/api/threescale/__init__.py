@@ -1,0 +1,1 @@
+"""The 3scale-compatible Billing API (/api): representations, XML, views."""

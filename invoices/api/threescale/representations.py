@@ -1,0 +1,418 @@
+"""The 3scale representations of invoices, line items and payment transactions.
+
+Each resource has a JSON form (a dict in 3scale's key order, nulls omitted
+except `vat_rate`) and an XML form (an Element in the order of 3scale's
+Builder code). They differ on purpose, as in 3scale: JSON carries times,
+`period` as begin/end and `links`; XML carries the parties, the embedded line
+items, `payment_transactions_count` and `period` as from/to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from accounts.models import Seller
+from invoices.api.threescale.values import (
+    iso_date,
+    iso_time,
+    money,
+    plain_decimal,
+    quantity,
+    ruby_decimal,
+    ruby_time,
+)
+from invoices.api.threescale.xml import Element, container
+from invoices.models import Invoice, LineItem, PaymentTransaction
+
+# Our line types and 3scale's: the STI class name, and the JSON wrapper it implies.
+LINE_TYPES: dict[str, tuple[str, str]] = {
+    LineItem.Type.MANUAL: ("", "line_item"),
+    LineItem.Type.PLAN_FEE: ("LineItem::PlanCost", "plan_cost"),
+    LineItem.Type.USAGE: ("LineItem::VariableCost", "variable_cost"),
+}
+TYPES_BY_3SCALE_NAME: dict[str, str] = {name: ours for ours, (name, _) in LINE_TYPES.items()}
+
+
+class Links:
+    """Absolute hrefs on the host (and scheme) the request came in on."""
+
+    def __init__(self, request) -> None:
+        self.base = request.build_absolute_uri("/").rstrip("/")
+
+    def href(self, path: str) -> str:
+        return self.base + path
+
+    def rel(self, rel: str, path: str) -> dict[str, str]:
+        return {"rel": rel, "href": self.href(path)}
+
+
+@dataclass(frozen=True)
+class Pagination:
+    page: int
+    per_page: int
+    total_entries: int
+
+    @property
+    def total_pages(self) -> int:
+        # will_paginate reports one page for an empty collection.
+        if self.total_entries == 0:
+            return 1
+        return -(-self.total_entries // self.per_page)
+
+    @property
+    def has_many_pages(self) -> bool:
+        return self.per_page < self.total_entries
+
+    def json(self) -> dict[str, int]:
+        return {
+            "per_page": self.per_page,
+            "total_entries": self.total_entries,
+            "total_pages": self.total_pages,
+            "current_page": self.page,
+        }
+
+    def xml_attributes(self) -> dict[str, str]:
+        return {
+            "total_pages": str(self.total_pages),
+            "current_page": str(self.page),
+            "per_page": str(self.per_page),
+            "total_entries": str(self.total_entries),
+        }
+
+
+def _text(value: Any) -> str | None:
+    """Blank strings print as nil (`<state/>`), as 3scale's optional fields do."""
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _date_text(value) -> str:
+    # 3scale writes dates through to_s, so a missing date is `<paid_at></paid_at>`.
+    return "" if value is None else iso_date(value)
+
+
+# --- invoices ------------------------------------------------------------------
+
+
+def invoice_json(invoice: Invoice, links: Links) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": invoice.pk}
+    if invoice.friendly_id:
+        data["friendly_id"] = invoice.friendly_id
+    data["created_at"] = iso_time(invoice.created_at)
+    data["updated_at"] = iso_time(invoice.updated_at)
+    data["state"] = invoice.state
+    if invoice.paid_at is not None:
+        data["paid_at"] = iso_time(invoice.paid_at)
+    if invoice.due_on is not None:
+        data["due_on"] = iso_date(invoice.due_on)
+    if invoice.issued_on is not None:
+        data["issued_on"] = iso_date(invoice.issued_on)
+    data["currency"] = invoice.currency
+    data["cost"] = money(invoice.cost)
+    data["vat_rate"] = None if invoice.vat_rate is None else money(invoice.vat_rate)
+    data["vat_amount"] = money(invoice.vat_amount)
+    data["cost_without_vat"] = money(invoice.cost_without_vat)
+    data["period"] = {"begin": iso_date(invoice.period), "end": iso_date(invoice.period_end)}
+    data["creation_type"] = invoice.creation_type
+    data["links"] = [
+        links.rel("account", f"/admin/api/accounts/{invoice.account_id}"),
+        links.rel("self", f"/api/invoices/{invoice.pk}"),
+        links.rel("payment_transactions", f"/api/invoices/{invoice.pk}/payment_transactions"),
+        links.rel("line_items", f"/api/invoices/{invoice.pk}/line_items"),
+    ]
+    return data
+
+
+def _party(tag: str, *, id, org_name, line1, line2, city, state, country, phone, zip) -> Element:
+    address = "\n".join(part for part in (line1, line2) if part)
+    return Element(
+        tag,
+        children=[
+            Element("id", _text(id)),
+            Element("org_name", _text(org_name)),
+            Element("address", _text(address)),
+            Element("city", _text(city)),
+            Element("state", _text(state)),
+            Element("country", _text(country)),
+            Element("phone", _text(phone)),
+            Element("zip", _text(zip)),
+        ],
+    )
+
+
+def _provider(invoice: Invoice, seller: Seller) -> Element:
+    frozen = invoice.seller_details if invoice.is_issued else None
+    if frozen:
+        return _party(
+            "provider",
+            id=frozen.get("id"),
+            org_name=frozen.get("name"),
+            line1=frozen.get("address_line1"),
+            line2=frozen.get("address_line2"),
+            city=frozen.get("city"),
+            state=frozen.get("state"),
+            country=frozen.get("country"),
+            phone=frozen.get("phone"),
+            zip=frozen.get("zip"),
+        )
+    return _party(
+        "provider",
+        id=seller.pk,
+        org_name=seller.name,
+        line1=seller.address_line1,
+        line2=seller.address_line2,
+        city=seller.city,
+        state=seller.address_state,
+        country=seller.country,
+        phone=seller.phone,
+        zip=seller.zip,
+    )
+
+
+def _buyer(invoice: Invoice) -> Element:
+    account = invoice.account
+    if account.is_deleted:
+        return Element(
+            "buyer",
+            children=[Element("id", str(account.pk)), Element("status", "deleted")],
+        )
+    frozen = invoice.buyer_details if invoice.is_issued else None
+    if frozen:
+        return _party(
+            "buyer",
+            id=frozen.get("id", account.pk),
+            org_name=frozen.get("org_name"),
+            line1=frozen.get("address_line1"),
+            line2=frozen.get("address_line2"),
+            city=frozen.get("city"),
+            state=frozen.get("state"),
+            country=frozen.get("country"),
+            phone=frozen.get("phone"),
+            zip=frozen.get("zip"),
+        )
+    return _party(
+        "buyer",
+        id=account.pk,
+        org_name=account.org_name,
+        line1=account.address_line1,
+        line2=account.address_line2,
+        city=account.city,
+        state=account.address_state,
+        country=account.country,
+        phone=account.phone,
+        zip=account.zip,
+    )
+
+
+def invoice_xml(
+    invoice: Invoice,
+    *,
+    seller: Seller,
+    line_items: Sequence[LineItem],
+    payment_transactions_count: int,
+) -> Element:
+    vat_shown = invoice.vat_rate is not None and invoice.vat_rate > 0
+    children = [
+        Element("id", str(invoice.pk)),
+        Element("friendly_id", _text(invoice.friendly_id)),
+        Element("creation_type", invoice.creation_type),
+        Element("state", invoice.state),
+        Element("paid_at", "" if invoice.paid_at is None else ruby_time(invoice.paid_at)),
+        Element("due_on", _date_text(invoice.due_on)),
+        Element("issued_on", _date_text(invoice.issued_on)),
+        Element("currency", invoice.currency),
+        Element("cost", ruby_decimal(invoice.cost)),
+    ]
+    if vat_shown:
+        children.append(Element("vat_rate", ruby_decimal(invoice.vat_rate)))
+        children.append(Element("vat_amount", ruby_decimal(invoice.vat_amount)))
+    children += [
+        Element("cost_without_vat", ruby_decimal(invoice.cost_without_vat)),
+        Element(
+            "period",
+            children=[
+                Element("from", iso_date(invoice.period)),
+                Element("to", iso_date(invoice.period_end)),
+            ],
+        ),
+        _provider(invoice, seller),
+        _buyer(invoice),
+        container("line-items", (line_item_xml(line) for line in line_items)),
+        Element("payment_transactions_count", str(payment_transactions_count)),
+    ]
+    return Element("invoice", children=children, attributes={"version": "1.0"})
+
+
+def invoices_xml(elements: Iterable[Element], pagination: Pagination) -> Element:
+    root = Element("invoices", children=[], attributes={"version": "1.0"})
+    root.append(Element("pagination", attributes=pagination.xml_attributes()))
+    for element in elements:
+        root.append(element)
+    return root
+
+
+def invoices_json(items: list[dict[str, Any]], pagination: Pagination | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"invoices": [{"invoice": item} for item in items]}
+    if pagination is not None and pagination.has_many_pages:
+        data["metadata"] = pagination.json()
+    return data
+
+
+# --- line items ------------------------------------------------------------------
+
+
+def line_item_wrapper(line: LineItem) -> str:
+    return LINE_TYPES.get(line.type, ("", "line_item"))[1]
+
+
+def line_item_json(line: LineItem, links: Links, *, buyer_id: int) -> dict[str, Any]:
+    type_name = LINE_TYPES.get(line.type, ("", "line_item"))[0]
+    data: dict[str, Any] = {
+        "id": line.pk,
+        "name": line.name,
+        "description": line.description,
+        "quantity": quantity(line.quantity),
+        "cost": money(line.cost),
+    }
+    if line.metric_id is not None:
+        data["metric_id"] = line.metric_id
+    data["type"] = type_name
+    if line.contract_id is not None:
+        data["contract_id"] = line.contract_id
+    if line.contract_type:
+        data["contract_type"] = line.contract_type
+    if line.plan_id is not None:
+        data["plan_id"] = line.plan_id
+    data["created_at"] = iso_time(line.created_at)
+    data["updated_at"] = iso_time(line.updated_at)
+    data["links"] = []
+    if line.contract_id is not None:
+        data["links"].append(
+            links.rel(
+                "application", f"/admin/api/accounts/{buyer_id}/applications/{line.contract_id}"
+            )
+        )
+    data["links"].append(
+        links.rel("invoice", f"/api/accounts/{buyer_id}/invoices/{line.invoice_id}")
+    )
+    return data
+
+
+def line_item_xml(line: LineItem) -> Element:
+    type_name = LINE_TYPES.get(line.type, ("", "line_item"))[0]
+    return Element(
+        "line-item",
+        children=[
+            Element("id", str(line.pk)),
+            Element("name", line.name),
+            Element("description", line.description),
+            Element("quantity", plain_decimal(line.quantity)),
+            Element("type", type_name),
+            Element("metric_id", _text(line.metric_id)),
+            Element("plan_id", _text(line.plan_id)),
+            Element("contract_id", _text(line.contract_id)),
+            Element("contract_type", _text(line.contract_type)),
+            Element("cost", ruby_decimal(line.cost)),
+        ],
+    )
+
+
+def line_items_json(lines: Iterable[LineItem], links: Links, *, buyer_id: int) -> dict:
+    return {
+        "line_items": [
+            {line_item_wrapper(line): line_item_json(line, links, buyer_id=buyer_id)}
+            for line in lines
+        ]
+    }
+
+
+def line_items_xml(lines: Iterable[LineItem]) -> Element:
+    return container("line_items", (line_item_xml(line) for line in lines), empty_as_pair=True)
+
+
+# --- payment transactions ------------------------------------------------------------
+
+
+def payment_transaction_json(payment: PaymentTransaction, links: Links) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": payment.pk,
+        "created_at": iso_time(payment.created_at),
+        "updated_at": iso_time(payment.updated_at),
+        "reference": payment.reference,
+        "success": payment.success,
+        "amount": money(payment.amount),
+        "currency": payment.currency,
+        "action": payment.action,
+        "message": payment.message,
+        "test": payment.test,
+        "links": [
+            links.rel("invoice", f"/api/invoices/{payment.invoice_id}"),
+            links.rel("account", f"/admin/api/accounts/{payment.account_id}"),
+        ],
+    }
+    return data
+
+
+def _gateway_value(tag: str, value: Any) -> Element:
+    if isinstance(value, dict):
+        return container(tag, (_gateway_value(_safe_tag(k), v) for k, v in value.items()))
+    if isinstance(value, list):
+        return container(tag, (_gateway_value("item", v) for v in value))
+    if value is None:
+        return Element(tag)
+    if isinstance(value, bool):
+        return Element(tag, "true" if value else "false")
+    if isinstance(value, Decimal):
+        return Element(tag, plain_decimal(value))
+    return Element(tag, str(value))
+
+
+def _safe_tag(key: Any) -> str:
+    """Gateway keys are foreign data: keep the ones that are valid names, mend the rest."""
+    text = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-.") else "_" for ch in str(key))
+    if not text or not (text[0].isalpha() or text[0] == "_") or text.lower().startswith("xml"):
+        text = "_" + text
+    return text
+
+
+def payment_transaction_xml(payment: PaymentTransaction) -> Element:
+    response = payment.gateway_response if isinstance(payment.gateway_response, dict) else {}
+    return Element(
+        "payment_transaction",
+        children=[
+            Element("id", str(payment.pk)),
+            Element("created_at", iso_time(payment.created_at)),
+            Element("updated_at", iso_time(payment.updated_at)),
+            Element("invoice_id", str(payment.invoice_id)),
+            Element("account_id", str(payment.account_id)),
+            Element("reference", _text(payment.reference)),
+            Element("success", "true" if payment.success else "false"),
+            Element("amount", ruby_decimal(payment.amount)),
+            Element("currency", payment.currency),
+            Element("action", payment.action),
+            Element("message", _text(payment.message)),
+            _gateway_value("gateway_response", response),
+            Element("test", "true" if payment.test else "false"),
+        ],
+    )
+
+
+def payment_transactions_json(payments: Iterable[PaymentTransaction], links: Links) -> dict:
+    return {
+        "payment_transactions": [
+            {"payment_transaction": payment_transaction_json(payment, links)}
+            for payment in payments
+        ]
+    }
+
+
+def payment_transactions_xml(payments: Iterable[PaymentTransaction]) -> Element:
+    return container(
+        "payment_transactions",
+        (payment_transaction_xml(payment) for payment in payments),
+        empty_as_pair=True,
+    )

@@ -1,0 +1,252 @@
+"""OpenAPI descriptions of the 3scale wire shapes (documentation only: the
+representations module writes the bytes). JSON shapes are described exactly;
+XML bodies are described as strings in the `application/xml` media type."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import serializers
+
+from invoices.models import Invoice
+
+XML = "application/xml"
+JSON = "application/json"
+
+TARGET_STATES = [
+    "finalized",
+    "pending",
+    "unpaid",
+    "paid",
+    "failed",
+    "cancelled",
+    "cancel",
+]
+
+
+def _money(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=18, decimal_places=4, coerce_to_string=False, **kwargs
+    )
+
+
+class ThreeScaleLinkSerializer(serializers.Serializer):
+    rel = serializers.CharField()
+    href = serializers.URLField()
+
+
+class ThreeScalePeriodSerializer(serializers.Serializer):
+    begin = serializers.DateField()
+    end = serializers.DateField()
+
+
+class ThreeScaleInvoiceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    friendly_id = serializers.CharField(
+        required=False, help_text="Absent while the invoice is open (numbered when it leaves open)."
+    )
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    state = serializers.ChoiceField(choices=Invoice.State.values)
+    paid_at = serializers.DateTimeField(required=False)
+    due_on = serializers.DateField(required=False)
+    issued_on = serializers.DateField(required=False)
+    currency = serializers.CharField()
+    cost = _money(help_text="Total including VAT.")
+    vat_rate = _money(allow_null=True)
+    vat_amount = _money()
+    cost_without_vat = _money()
+    period = ThreeScalePeriodSerializer()
+    creation_type = serializers.ChoiceField(choices=Invoice.CreationType.values)
+    links = ThreeScaleLinkSerializer(many=True)
+
+
+class ThreeScaleInvoiceEnvelopeSerializer(serializers.Serializer):
+    invoice = ThreeScaleInvoiceSerializer()
+
+
+class ThreeScaleMetadataSerializer(serializers.Serializer):
+    per_page = serializers.IntegerField()
+    total_entries = serializers.IntegerField()
+    total_pages = serializers.IntegerField()
+    current_page = serializers.IntegerField()
+
+
+# The list documents are one object ({"invoices": [...]}), not an array of them.
+@extend_schema_serializer(many=False)
+class ThreeScaleInvoiceListSerializer(serializers.Serializer):
+    invoices = ThreeScaleInvoiceEnvelopeSerializer(many=True)
+    metadata = ThreeScaleMetadataSerializer(
+        required=False, help_text="Only when there is more than one page."
+    )
+
+
+class ThreeScaleLineItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    quantity = serializers.DecimalField(max_digits=18, decimal_places=4, coerce_to_string=False)
+    cost = _money(help_text="The line total.")
+    metric_id = serializers.IntegerField(required=False)
+    type = serializers.ChoiceField(
+        choices=["", "LineItem::PlanCost", "LineItem::VariableCost"], allow_blank=True
+    )
+    contract_id = serializers.IntegerField(required=False)
+    contract_type = serializers.CharField(required=False)
+    plan_id = serializers.IntegerField(required=False)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    links = ThreeScaleLinkSerializer(many=True)
+
+
+class ThreeScaleLineItemEnvelopeSerializer(serializers.Serializer):
+    line_item = ThreeScaleLineItemSerializer(required=False, help_text='A plain line (type "").')
+    plan_cost = ThreeScaleLineItemSerializer(required=False, help_text="A LineItem::PlanCost line.")
+    variable_cost = ThreeScaleLineItemSerializer(
+        required=False, help_text="A LineItem::VariableCost line."
+    )
+
+
+@extend_schema_serializer(many=False)
+class ThreeScaleLineItemListSerializer(serializers.Serializer):
+    line_items = ThreeScaleLineItemEnvelopeSerializer(many=True)
+
+
+class ThreeScalePaymentTransactionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    reference = serializers.CharField(required=False)
+    success = serializers.BooleanField()
+    amount = _money()
+    currency = serializers.CharField()
+    action = serializers.ChoiceField(choices=["purchase", "refund"])
+    message = serializers.CharField(required=False)
+    test = serializers.BooleanField()
+    links = ThreeScaleLinkSerializer(many=True)
+
+
+class ThreeScalePaymentTransactionEnvelopeSerializer(serializers.Serializer):
+    payment_transaction = ThreeScalePaymentTransactionSerializer()
+
+
+@extend_schema_serializer(many=False)
+class ThreeScalePaymentTransactionListSerializer(serializers.Serializer):
+    payment_transactions = ThreeScalePaymentTransactionEnvelopeSerializer(many=True)
+
+
+class ThreeScaleInvoiceCreateSerializer(serializers.Serializer):
+    account_id = serializers.IntegerField(help_text="The buyer account. Required.")
+    period = serializers.CharField(
+        required=False, help_text="YYYY-MM; defaults to the current UTC month."
+    )
+
+
+class ThreeScaleInvoiceUpdateSerializer(serializers.Serializer):
+    period = serializers.CharField(required=False, help_text="YYYY-MM.")
+    friendly_id = serializers.CharField(
+        required=False, help_text="YYYY-MM-NNNNNNNN or YYYY-NNNNNNNN. Other keys are ignored."
+    )
+
+
+class ThreeScaleInvoiceStateSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=TARGET_STATES, help_text="The target state (not an event); `cancel` = cancelled."
+    )
+
+
+class ThreeScaleLineItemCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_blank=True)
+    quantity = serializers.DecimalField(
+        max_digits=18, decimal_places=4, required=False, help_text="Defaults to 1."
+    )
+    cost = serializers.DecimalField(
+        max_digits=18, decimal_places=4, help_text="The line total (not the unit price)."
+    )
+    type = serializers.ChoiceField(
+        choices=["", "LineItem::PlanCost", "LineItem::VariableCost"],
+        required=False,
+        allow_blank=True,
+    )
+    metric_id = serializers.IntegerField(required=False)
+    plan_id = serializers.IntegerField(required=False)
+    contract_id = serializers.IntegerField(required=False)
+
+
+ErrorSchema = inline_serializer("ThreeScaleError", {"error": serializers.CharField()})
+NotFoundSchema = inline_serializer("ThreeScaleNotFound", {"status": serializers.CharField()})
+ErrorsSchema = inline_serializer(
+    "ThreeScaleErrors",
+    {
+        "errors": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()),
+            help_text='Messages per field ("base" for the object as a whole).',
+        )
+    },
+)
+
+XML_BODY = OpenApiResponse(OpenApiTypes.STR, description="The XML representation.")
+EMPTY = OpenApiResponse(description="Empty body.")
+# For a media-typed answer whose body is empty (3scale's XML 404).
+EMPTY_XML = OpenApiResponse(OpenApiTypes.STR, description="Empty body.")
+
+
+def responses(status: int, json_schema, *, errors: tuple[int, ...] = (403, 404)) -> dict:
+    """A success in both formats plus the 3scale error answers that apply."""
+    result: dict = {(status, JSON): json_schema, (status, XML): XML_BODY}
+    # Any 3scale URL answers an unknown format (suffix or `format`) this way.
+    result[(406, XML)] = OpenApiResponse(
+        OpenApiTypes.STR, description="Unknown format (only .json and .xml); empty body."
+    )
+    for code in errors:
+        if code == 400:
+            result[(400, "text/plain")] = OpenApiResponse(
+                OpenApiTypes.STR, description="Required parameter missing: <name>"
+            )
+        elif code == 403:
+            result[(403, JSON)] = OpenApiResponse(
+                ErrorSchema,
+                description="Missing, invalid, expired or revoked key, or no write scope.",
+            )
+            result[(403, XML)] = OpenApiResponse(OpenApiTypes.STR, description="<error>…</error>")
+        elif code == 404:
+            result[(404, JSON)] = OpenApiResponse(NotFoundSchema, description="Not found.")
+            result[(404, XML)] = EMPTY_XML
+        elif code == 422:
+            result[(422, JSON)] = OpenApiResponse(ErrorsSchema, description="Invalid request.")
+            result[(422, XML)] = OpenApiResponse(
+                OpenApiTypes.STR, description="<errors><error>Full message</error></errors>"
+            )
+    if 422 in errors:
+        # Whatever takes a body can get one it cannot parse (Rails answers 400 too).
+        result[(400, JSON)] = OpenApiResponse(
+            ErrorSchema, description="Malformed request body (JSON or XML)."
+        )
+        result[(400, XML)] = OpenApiResponse(OpenApiTypes.STR, description="<error>…</error>")
+    return result
+
+
+LIST_PARAMETERS = [
+    OpenApiParameter(
+        "state",
+        OpenApiTypes.STR,
+        description="One or more states, comma-separated or repeated.",
+        many=True,
+        explode=True,
+    ),
+    OpenApiParameter(
+        "month", OpenApiTypes.STR, description="YYYY-MM; an invalid month gives an empty list."
+    ),
+    OpenApiParameter("page", OpenApiTypes.INT, description="Defaults to 1."),
+    OpenApiParameter("per_page", OpenApiTypes.INT, description="Default and max is 20."),
+    OpenApiParameter("number", OpenApiTypes.STR, description="Invoice number; `*` is a wildcard."),
+    OpenApiParameter("year", OpenApiTypes.INT, description="Period year."),
+    OpenApiParameter("month_number", OpenApiTypes.INT, description="Period month (1-12)."),
+    OpenApiParameter("buyer_query", OpenApiTypes.STR, description="Part of the buyer's name."),
+]

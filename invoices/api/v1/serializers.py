@@ -1,0 +1,560 @@
+"""The /v1 invoice representation (seed 000's short and rich forms in one) and request bodies.
+
+Output: amounts are Decimals rounded to the invoice currency's minor unit and
+rendered as JSON numbers. `amount` and `total` are the invoice's cost (VAT
+included), `subtotal` its cost without VAT, `tax` the VAT; `date` is the issue
+date (a draft's creation date), `due_date` the due date (none for a draft).
+
+Input: the seed's `customer_id, amount, date, due_date`. `amount` is the net
+amount of the one line the invoice gets, so for a customer with VAT the
+answer's `total` is `amount` plus VAT. With `line_items`, `amount` is optional
+and, when given, must equal the sum of the lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import serializers
+
+from accounts.models import Account, ApiKey
+from accounts.selectors import account_visible_to
+from billing.lib.api_fields import (
+    DecimalNumberField,
+    StrictBooleanField,
+    StrictDateField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from billing.lib.money import (
+    AMOUNT_DECIMAL_PLACES,
+    MAX_AMOUNT,
+    QUANTITY_DECIMAL_PLACES,
+    UNIT_PRICE_DECIMAL_PLACES,
+    line_cost,
+    minor_units,
+    quantize,
+)
+from invoices import services
+from invoices.exceptions import InvoiceValidationError
+from invoices.models import Invoice, LineItem, PaymentTransaction
+
+MAX_LINE_ITEMS = 500
+MAX_DUE_DAYS = 366
+# An invoice is issued today or back-dated, never ahead of time (a day of
+# slack for clients east of UTC, whose today is already tomorrow here).
+MAX_DAYS_AHEAD = 1
+DEFAULT_LINE_DESCRIPTION = "Amount due"
+# Names the services use for a bad value -> the /v1 field that carried it.
+_SERVICE_FIELDS = {
+    "period": "date",
+    "due_on": "due_date",
+    "account_id": "customer_id",
+    "account": "customer_id",
+    "name": "description",
+    "unit_price": "price",
+    "cost": "price",
+}
+
+
+def v1_field(service_field: str) -> str:
+    return _SERVICE_FIELDS.get(service_field, service_field)
+
+
+def _trimmed(value: Decimal, places: int) -> Decimal:
+    """Drop trailing zeros past `places`: 2.0000 -> 2 (places 0), 50.00000000 -> 50.00 (2)."""
+    normalized = value.normalize()
+    exponent = normalized.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -places:
+        return value.quantize(Decimal(1).scaleb(-places))
+    return normalized
+
+
+# --- output ----------------------------------------------------------------------
+
+
+class AddressSerializer(serializers.Serializer):
+    street = serializers.CharField()
+    city = serializers.CharField()
+    state = serializers.CharField()
+    zip = serializers.CharField()
+    country = serializers.CharField()
+
+
+class CustomerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    address = AddressSerializer()
+
+
+class CardSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="Card brand, e.g. Visa.")
+    last4 = serializers.CharField()
+    exp_month = serializers.IntegerField(allow_null=True)
+    exp_year = serializers.IntegerField(allow_null=True)
+
+
+class PaymentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    date = serializers.DateTimeField()
+    amount = DecimalNumberField()
+    currency = serializers.CharField()
+    method = serializers.ChoiceField(choices=PaymentTransaction.Method.choices)
+    reference = serializers.CharField()
+    card = CardSerializer(allow_null=True)
+
+
+class LineItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    description = serializers.CharField()
+    quantity = DecimalNumberField()
+    price = DecimalNumberField(help_text="Unit price.")
+    subtotal = DecimalNumberField(help_text="quantity x price, rounded to the currency.")
+
+
+class InvoiceSerializer(serializers.Serializer):
+    """An invoice. Built by hand in `to_representation` (one pass, no per-field
+    overhead on a 100-item page); the declared fields describe it for OpenAPI."""
+
+    id = serializers.IntegerField()
+    customer_id = serializers.IntegerField()
+    amount = DecimalNumberField(help_text="The invoice total (equal to `total`).")
+    date = serializers.DateField(help_text="Issue date; for a draft, the day it was created.")
+    due_date = serializers.DateField(allow_null=True)
+    number = serializers.CharField(allow_null=True, help_text="Assigned when it leaves `open`.")
+    period = serializers.CharField(help_text="The billed month, YYYY-MM.")
+    currency = serializers.CharField()
+    subtotal = DecimalNumberField(help_text="Total without VAT.")
+    tax = DecimalNumberField(help_text="VAT.")
+    total = DecimalNumberField()
+    status = serializers.ChoiceField(choices=Invoice.State.choices)
+    line_items = LineItemSerializer(many=True)
+    customer = CustomerSerializer()
+    payment = PaymentSerializer(allow_null=True, help_text="The successful payment, if any.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def to_representation(self, invoice: Invoice) -> dict[str, Any]:
+        currency = invoice.currency
+        total = quantize(invoice.cost, currency)
+        return {
+            "id": invoice.pk,
+            "customer_id": invoice.account_id,
+            "amount": total,
+            "date": (invoice.issued_on or invoice.created_at.date()).isoformat(),
+            "due_date": invoice.due_on.isoformat() if invoice.due_on else None,
+            "number": invoice.friendly_id,
+            "period": invoice.period.strftime("%Y-%m"),
+            "currency": currency,
+            "subtotal": quantize(invoice.cost_without_vat, currency),
+            "tax": quantize(invoice.vat_amount, currency),
+            "total": total,
+            "status": invoice.state,
+            "line_items": [_line_item(line, currency) for line in invoice.line_items.all()],
+            "customer": _customer(invoice),
+            "payment": _payment(invoice),
+            "created_at": _timestamp(invoice.created_at),
+            "updated_at": _timestamp(invoice.updated_at),
+        }
+
+
+def _timestamp(value: dt.datetime) -> str:
+    return serializers.DateTimeField().to_representation(value)
+
+
+def _line_item(line: LineItem, currency: str) -> dict[str, Any]:
+    return {
+        "id": line.pk,
+        "description": line.description or line.name,
+        "quantity": _trimmed(line.quantity, 0),
+        "price": _trimmed(line.unit_price, minor_units(currency)),
+        "subtotal": quantize(line.cost, currency),
+    }
+
+
+def _street(line1: str, line2: str) -> str:
+    return ", ".join(part for part in (line1, line2) if part)
+
+
+def _customer(invoice: Invoice) -> dict[str, Any]:
+    # An issued invoice shows the buyer as frozen at issue; a draft the live account.
+    details = invoice.buyer_details
+    if invoice.is_issued and details:
+        return {
+            "id": details.get("id", invoice.account_id),
+            "name": details.get("org_name", ""),
+            "email": details.get("email", ""),
+            "address": {
+                "street": _street(
+                    details.get("address_line1", ""), details.get("address_line2", "")
+                ),
+                "city": details.get("city", ""),
+                "state": details.get("state", ""),
+                "zip": details.get("zip", ""),
+                "country": details.get("country", ""),
+            },
+        }
+    account = invoice.account
+    return {
+        "id": account.pk,
+        "name": account.org_name,
+        "email": account.billing_email,
+        "address": {
+            "street": _street(account.address_line1, account.address_line2),
+            "city": account.city,
+            "state": account.address_state,
+            "zip": account.zip,
+            "country": account.country,
+        },
+    }
+
+
+def _successful_purchase(invoice: Invoice) -> PaymentTransaction | None:
+    prefetched = getattr(invoice, "successful_purchases", None)
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
+    return invoice.payment_transactions.filter(
+        action=PaymentTransaction.Action.PURCHASE, success=True
+    ).first()
+
+
+def _payment(invoice: Invoice) -> dict[str, Any] | None:
+    payment = _successful_purchase(invoice)
+    if payment is None:
+        return None
+    card = None
+    if payment.card_last4:
+        card = {
+            "type": payment.card_brand,
+            "last4": payment.card_last4,
+            "exp_month": payment.card_exp_month,
+            "exp_year": payment.card_exp_year,
+        }
+    return {
+        "id": payment.pk,
+        "date": _timestamp(payment.created_at),
+        "amount": quantize(payment.amount, payment.currency),
+        "currency": payment.currency,
+        "method": payment.method,
+        "reference": payment.reference,
+        "card": card,
+    }
+
+
+# --- input -----------------------------------------------------------------------
+
+
+class LineItemInputSerializer(StrictSerializer):
+    tolerated_fields = frozenset({"id", "subtotal"})
+
+    description = serializers.CharField(max_length=255)
+    quantity = DecimalNumberField(
+        required=False,
+        min_value=Decimal(0),
+        min_exclusive=True,
+        max_value=services.MAX_QUANTITY,
+        decimal_places=QUANTITY_DECIMAL_PLACES,
+    )
+    price = DecimalNumberField(
+        min_value=Decimal(0), max_value=MAX_AMOUNT, decimal_places=UNIT_PRICE_DECIMAL_PLACES
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        # Checked here too: under PATCH the REST framework skips missing
+        # required fields of nested items.
+        missing = [name for name in ("description", "price") if name not in attrs]
+        if missing:
+            raise serializers.ValidationError(
+                {name: ["This field is required."] for name in missing}
+            )
+        attrs.setdefault("quantity", Decimal(1))
+        if attrs["quantity"] * attrs["price"] > MAX_AMOUNT:
+            raise serializers.ValidationError(
+                {"price": [f"quantity x price must be at most {MAX_AMOUNT}"]}
+            )
+        return attrs
+
+
+def _amount_field(**kwargs) -> DecimalNumberField:
+    return DecimalNumberField(
+        min_value=Decimal(0),
+        max_value=MAX_AMOUNT,
+        decimal_places=AMOUNT_DECIMAL_PLACES,
+        help_text="Net amount of the invoice's single line (or the sum of `line_items`).",
+        **kwargs,
+    )
+
+
+class _InvoiceWriteSerializer(StrictSerializer):
+    """What create and update share: the lines, and checks that need the customer."""
+
+    def _api_key(self) -> ApiKey | None:
+        return self.context.get("api_key")
+
+    def _check_currency(self, attrs: dict, account: Account, errors: dict) -> None:
+        currency = attrs.get("currency")
+        if currency is not None and currency != account.currency:
+            # An invoice is billed in its customer's currency until it is issued
+            # (services._apply_live_terms); another currency would not stick.
+            errors["currency"] = [f"must be the customer's currency, {account.currency}"]
+
+    def _check_lines(self, attrs: dict, account: Account, errors: dict) -> None:
+        currency = account.currency
+        places = minor_units(currency)
+        amount = attrs.get("amount")
+        if amount is not None and amount != quantize(amount, currency):
+            errors["amount"] = [f"must have at most {places} decimal places in {currency}"]
+            return
+        lines = attrs.get("line_items")
+        if lines is not None and amount is not None:
+            lines_total = sum(
+                (line_cost(line["quantity"], line["price"], currency) for line in lines),
+                Decimal(0),
+            )
+            if lines_total != amount:
+                errors["amount"] = [
+                    f"must equal the sum of line_items ({lines_total}) when both are given"
+                ]
+
+    def _lines_to_add(self, attrs: dict) -> list[dict]:
+        if attrs.get("line_items") is not None:
+            return attrs["line_items"]
+        if attrs.get("amount") is not None:
+            return [
+                {
+                    "description": attrs.get("description") or DEFAULT_LINE_DESCRIPTION,
+                    "quantity": Decimal(1),
+                    "price": attrs["amount"],
+                }
+            ]
+        return []
+
+    @staticmethod
+    def _add_lines(invoice: Invoice, lines: list[dict], *, actor: str, now: dt.datetime) -> None:
+        for index, line in enumerate(lines):
+            try:
+                services.line_item_add(
+                    invoice=invoice,
+                    name=line["description"],
+                    description=line["description"],
+                    quantity=line["quantity"],
+                    unit_price=line["price"],
+                    actor=actor,
+                    now=now,
+                )
+            except InvoiceValidationError as exc:
+                raise serializers.ValidationError(
+                    {f"line_items[{index}].{v1_field(exc.field)}": [exc.message]}
+                ) from None
+
+
+def _too_far_ahead(day: dt.date) -> bool:
+    return (day - timezone.now().date()).days > MAX_DAYS_AHEAD
+
+
+def _issue_moment(day: dt.date) -> dt.datetime:
+    """The `now` an invoice dated `day` is issued at: this moment if `day` is
+    today, otherwise the start of that day (UTC)."""
+    now = timezone.now()
+    if day == now.date():
+        return now
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+class InvoiceCreateSerializer(_InvoiceWriteSerializer):
+    customer_id = StrictIntegerField(min_value=1, help_text="The customer (account) id.")
+    amount = _amount_field(required=False)
+    date = StrictDateField(
+        required=False,
+        help_text="Issue date; also picks the billed month. Required unless `draft`.",
+    )
+    due_date = StrictDateField(
+        required=False, help_text="Due date, on or after `date`. Required unless `draft`."
+    )
+    currency = serializers.CharField(
+        required=False, min_length=3, max_length=3, help_text="Must be the customer's currency."
+    )
+    description = serializers.CharField(
+        required=False, max_length=255, help_text="Text of the single line made from `amount`."
+    )
+    line_items = LineItemInputSerializer(
+        many=True, required=False, allow_empty=False, max_length=MAX_LINE_ITEMS
+    )
+    draft = StrictBooleanField(
+        required=False, default=False, help_text="Create an open (editable) invoice."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        errors: dict[str, list[str]] = {}
+        draft = attrs.get("draft", False)
+        if not draft:
+            for name in ("date", "due_date"):
+                if name not in attrs:
+                    errors[name] = ["This field is required."]
+            if "amount" not in attrs and "line_items" not in attrs:
+                errors["amount"] = ["This field is required (or give line_items)."]
+        elif "due_date" in attrs:
+            errors["due_date"] = [
+                "not allowed for a draft; give it when issuing (POST /v1/invoices/{id}/issue)"
+            ]
+        day, due = attrs.get("date"), attrs.get("due_date")
+        if day and not draft and _too_far_ahead(day):
+            errors["date"] = ["must not be in the future; create a draft and issue it on the day"]
+        if day and due:
+            if due < day:
+                errors["due_date"] = ["must not be before date"]
+            elif (due - day).days > MAX_DUE_DAYS:
+                errors["due_date"] = [f"must be at most {MAX_DUE_DAYS} days after date"]
+        account = account_visible_to(self._api_key()).filter(pk=attrs["customer_id"]).first()
+        if account is None:
+            errors["customer_id"] = ["does not exist"]
+        else:
+            self._check_currency(attrs, account, errors)
+            self._check_lines(attrs, account, errors)
+        if errors:
+            raise serializers.ValidationError(errors)
+        attrs["account"] = account
+        return attrs
+
+    def create(self, validated_data: dict) -> Invoice:
+        actor: str = self.context["actor"]
+        now = timezone.now()
+        day = validated_data.get("date")
+        try:
+            # One transaction: a failure at any step leaves nothing behind.
+            with transaction.atomic():
+                invoice = services.invoice_create(
+                    account=validated_data["account"],
+                    period=services.month_start(day) if day else None,
+                    actor=actor,
+                    now=now,
+                )
+                self._add_lines(invoice, self._lines_to_add(validated_data), actor=actor, now=now)
+                if not validated_data.get("draft"):
+                    invoice = services.invoice_issue(
+                        invoice=invoice,
+                        actor=actor,
+                        now=_issue_moment(day),
+                        due_on=validated_data["due_date"],
+                    )
+        except InvoiceValidationError as exc:
+            raise serializers.ValidationError({v1_field(exc.field): [exc.message]}) from None
+        return invoice
+
+
+class InvoiceUpdateSerializer(_InvoiceWriteSerializer):
+    """PUT replaces the draft's month and lines; PATCH changes what it is given."""
+
+    # What a client read (GET) may be sent back unchanged.
+    tolerated_fields = frozenset(
+        {
+            "id",
+            "number",
+            "period",
+            "subtotal",
+            "tax",
+            "total",
+            "status",
+            "customer",
+            "payment",
+            "created_at",
+            "updated_at",
+            "due_date",
+        }
+    )
+
+    customer_id = StrictIntegerField(required=False, help_text="Cannot change; checked if sent.")
+    amount = _amount_field(required=False)
+    date = StrictDateField(required=False, help_text="Picks the billed month.")
+    currency = serializers.CharField(required=False, min_length=3, max_length=3)
+    description = serializers.CharField(required=False, max_length=255)
+    line_items = LineItemInputSerializer(
+        many=True, required=False, allow_empty=True, max_length=MAX_LINE_ITEMS
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        invoice: Invoice = self.instance
+        errors: dict[str, list[str]] = {}
+        if not self.partial:
+            if "date" not in attrs:
+                errors["date"] = ["This field is required."]
+            if "amount" not in attrs and "line_items" not in attrs:
+                errors["amount"] = ["This field is required (or give line_items)."]
+        if "customer_id" in attrs and attrs["customer_id"] != invoice.account_id:
+            errors["customer_id"] = ["cannot be changed; create a new invoice for that customer"]
+        if self.initial_data.get("due_date") is not None:
+            errors["due_date"] = [
+                "a draft has no due date yet; give it when issuing (POST /v1/invoices/{id}/issue)"
+            ]
+        self._check_currency(attrs, invoice.account, errors)
+        self._check_lines(attrs, invoice.account, errors)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def update(self, invoice: Invoice, validated_data: dict) -> Invoice:
+        actor: str = self.context["actor"]
+        now = timezone.now()
+        replace_lines = "line_items" in validated_data or "amount" in validated_data
+        try:
+            with transaction.atomic():
+                if "date" in validated_data:
+                    invoice = services.invoice_update(
+                        invoice=invoice,
+                        period=services.month_start(validated_data["date"]),
+                        actor=actor,
+                        now=now,
+                    )
+                if replace_lines:
+                    for line in list(invoice.line_items.all()):
+                        services.line_item_remove(line_item=line, actor=actor, now=now)
+                    self._add_lines(
+                        invoice, self._lines_to_add(validated_data), actor=actor, now=now
+                    )
+        except InvoiceValidationError as exc:
+            raise serializers.ValidationError({v1_field(exc.field): [exc.message]}) from None
+        return invoice
+
+
+class InvoiceIssueSerializer(StrictSerializer):
+    date = StrictDateField(required=False, help_text="Issue date (default: today).")
+    due_date = StrictDateField(
+        required=False, help_text="Due date (default: from the customer's payment terms)."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        day = attrs.get("date") or timezone.now().date()
+        if _too_far_ahead(day):
+            raise serializers.ValidationError({"date": ["must not be in the future"]})
+        due = attrs.get("due_date")
+        if due is not None:
+            if due < day:
+                raise serializers.ValidationError({"due_date": ["must not be before date"]})
+            if (due - day).days > MAX_DUE_DAYS:
+                raise serializers.ValidationError(
+                    {"due_date": [f"must be at most {MAX_DUE_DAYS} days after date"]}
+                )
+        return attrs
+
+
+class InvoiceCancelSerializer(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+
+
+class InvoiceMarkPaidSerializer(StrictSerializer):
+    method = serializers.ChoiceField(
+        choices=PaymentTransaction.Method.choices,
+        required=False,
+        default=PaymentTransaction.Method.BANK_TRANSFER,
+    )
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
+def issue_moment(day: dt.date | None) -> dt.datetime | None:
+    """When an invoice issued with the given `date` is issued (None: now)."""
+    return _issue_moment(day) if day is not None else None

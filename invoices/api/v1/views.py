@@ -1,0 +1,433 @@
+"""GET/POST /v1/invoices, GET/PATCH/PUT/DELETE /v1/invoices/{id} and the state actions.
+
+Every change goes through invoices.services; this module only translates
+HTTP to service calls and the domain's exceptions to /v1 errors.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.api.permissions import request_api_key
+from billing.lib.api_errors import ApiError, ErrorSerializer
+from billing.lib.api_v1 import V1APIMixin
+from billing.lib.idempotency import IdempotencyMixin
+from billing.lib.pagination import LinkHeaderPagination
+from invoices import selectors, services
+from invoices.api.v1.filters import InvoiceFilterSet
+from invoices.api.v1.serializers import (
+    InvoiceCancelSerializer,
+    InvoiceCreateSerializer,
+    InvoiceIssueSerializer,
+    InvoiceMarkPaidSerializer,
+    InvoiceSerializer,
+    InvoiceUpdateSerializer,
+    issue_moment,
+    v1_field,
+)
+from invoices.exceptions import (
+    AccountNotBillable,
+    ChargeFailed,
+    InvalidInvoiceTransition,
+    InvoiceError,
+    InvoiceLocked,
+    InvoiceNotChargeable,
+    InvoiceValidationError,
+)
+from invoices.models import Invoice, PaymentTransaction
+
+State = Invoice.State
+
+# What each state change needs, to tell the client why it was refused and what to do.
+_REFUSALS: dict[str, str] = {
+    "issue": "only open or finalized invoices can be issued",
+    "cancel": "a paid invoice cannot be cancelled",
+    "charge": "only pending, unpaid or failed invoices can be charged; issue it first",
+    "mark_paid": "only pending, unpaid or failed invoices can be marked paid",
+    "update": "only open invoices can be changed; cancel it and create a new invoice instead",
+    "partial_update": "only open invoices can be changed; cancel it and create a new invoice instead",
+    "destroy": "only open invoices can be deleted; cancel it instead",
+}
+
+# The state an action leads to: asking again is answered "nothing to do".
+_OUTCOMES: dict[str, str] = {
+    "issue": State.PENDING,
+    "cancel": State.CANCELLED,
+    "charge": State.PAID,
+    "mark_paid": State.PAID,
+}
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+_AUTH_ERRORS = {
+    401: _error("Missing, unknown, revoked or expired API key."),
+    403: _error("A read key cannot write."),
+}
+_WRITE_ERRORS = {
+    **_AUTH_ERRORS,
+    400: _error("Invalid fields, named in `details`; nothing is written."),
+    413: _error("The body is larger than the limit."),
+    415: _error("The body is not JSON."),
+}
+_IDEMPOTENCY_ERRORS = {
+    409: _error(
+        "Not allowed in the invoice's state, or a request with the same "
+        "Idempotency-Key is still running."
+    ),
+    422: _error("The Idempotency-Key was used for another request."),
+}
+_NOT_FOUND = {404: _error("No such invoice (or not visible to this key).")}
+_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Makes a retried POST safe: the first response is stored for 24 hours and "
+    "replayed (with `Idempotent-Replayed: true`) for the same key and body.",
+)
+_LIST_HEADERS = [
+    OpenApiParameter(
+        "X-Total-Count",
+        int,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description="How many invoices match, over all pages.",
+    ),
+    OpenApiParameter(
+        "Link",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description='RFC 8288 links to the first, prev, next and last pages (rel="...").',
+    ),
+]
+_REPLAYED_HEADER = OpenApiParameter(
+    "Idempotent-Replayed",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 201],
+    description="`true` when this is the stored response to an earlier request with the same "
+    "Idempotency-Key.",
+)
+_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The invoice id.")
+_LIST_HEADERS_DOC = (
+    "The body is a bare array; the page metadata is in the headers: `X-Total-Count` "
+    "(all matching invoices) and `Link` (RFC 8288: first, prev, next, last)."
+)
+
+
+def _action_schema(summary: str, request, description: str = "") -> dict:
+    responses = {200: InvoiceSerializer, **_WRITE_ERRORS, **_IDEMPOTENCY_ERRORS, **_NOT_FOUND}
+    return {
+        "summary": summary,
+        "description": description,
+        "request": request,
+        "responses": responses,
+        "parameters": [_ID, _IDEMPOTENCY_HEADER, _REPLAYED_HEADER],
+    }
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List invoices",
+        description=_LIST_HEADERS_DOC,
+        parameters=_LIST_HEADERS,
+        responses={200: InvoiceSerializer(many=True), **_AUTH_ERRORS, 400: _WRITE_ERRORS[400]},
+    ),
+    create=extend_schema(
+        summary="Create an invoice",
+        description=(
+            "With the seed's `customer_id, amount, date, due_date`: an issued invoice with one "
+            "line of `amount`. With `line_items`: one line each. With `draft: true`: an open "
+            "invoice to edit and issue later."
+        ),
+        request=InvoiceCreateSerializer,
+        responses={201: InvoiceSerializer, **_WRITE_ERRORS, **_IDEMPOTENCY_ERRORS},
+        parameters=[_IDEMPOTENCY_HEADER, _REPLAYED_HEADER],
+        examples=[
+            OpenApiExample(
+                "The seed's request",
+                value={
+                    "customer_id": 123,
+                    "amount": 100.0,
+                    "date": "2023-03-01",
+                    "due_date": "2023-03-31",
+                },
+                request_only=True,
+            )
+        ],
+    ),
+    retrieve=extend_schema(
+        summary="Get an invoice",
+        parameters=[_ID],
+        responses={200: InvoiceSerializer, **_AUTH_ERRORS, **_NOT_FOUND},
+    ),
+    update=extend_schema(
+        summary="Replace a draft's month and lines",
+        parameters=[_ID],
+        request=InvoiceUpdateSerializer,
+        responses={
+            200: InvoiceSerializer,
+            **_WRITE_ERRORS,
+            **_NOT_FOUND,
+            409: _error("The invoice is no longer open."),
+        },
+    ),
+    partial_update=extend_schema(
+        summary="Change a draft's month or lines",
+        parameters=[_ID],
+        request=InvoiceUpdateSerializer,
+        responses={
+            200: InvoiceSerializer,
+            **_WRITE_ERRORS,
+            **_NOT_FOUND,
+            409: _error("The invoice is no longer open."),
+        },
+    ),
+    destroy=extend_schema(
+        summary="Delete a draft",
+        parameters=[_ID],
+        responses={
+            204: None,
+            **_AUTH_ERRORS,
+            **_NOT_FOUND,
+            409: _error("The invoice is no longer open: cancel it."),
+        },
+    ),
+)
+class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
+    serializer_class = InvoiceSerializer
+    filterset_class = InvoiceFilterSet
+    pagination_class = LinkHeaderPagination
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        return selectors.invoice_list_with_details(request_api_key(self.request))
+
+    @property
+    def actor(self) -> str:
+        # Who changed what, in the invoice's event log: "api_key:<prefix>".
+        return getattr(self.request.user, "actor", "")
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        context["api_key"] = request_api_key(self.request)
+        context["actor"] = self.actor
+        return context
+
+    def _respond(
+        self, invoice: Invoice, status_code: int = status.HTTP_200_OK, **kwargs
+    ) -> Response:
+        # Re-read with the lines and payment prefetched: the services return the
+        # bare row, and the answer must show what was committed.
+        fresh = self.get_queryset().get(pk=invoice.pk)
+        return Response(InvoiceSerializer(fresh).data, status=status_code, **kwargs)
+
+    # --- errors ---------------------------------------------------------------
+
+    def handle_exception(self, exc: Exception):
+        if isinstance(exc, InvoiceError):
+            exc = self._domain_error(exc)
+        return super().handle_exception(exc)
+
+    def _domain_error(self, exc: InvoiceError) -> ApiError:
+        if isinstance(exc, InvoiceValidationError):
+            field = v1_field(exc.field)
+            return ApiError(
+                "The request has invalid fields; see details.",
+                code="validation_error",
+                details={field: [exc.message]},
+            )
+        if isinstance(exc, ChargeFailed):
+            return ApiError(
+                self._decline_message(),
+                status_code=status.HTTP_402_PAYMENT_REQUIRED,
+                code="payment_failed",
+            )
+        if isinstance(exc, AccountNotBillable):
+            return ApiError(
+                f"{exc.message} Restore the customer's account first.",
+                status_code=status.HTTP_409_CONFLICT,
+                code="account_not_billable",
+            )
+        if isinstance(exc, (InvalidInvoiceTransition, InvoiceLocked, InvoiceNotChargeable)):
+            return ApiError(
+                self._refusal_message(),
+                status_code=status.HTTP_409_CONFLICT,
+                code="invalid_state",
+            )
+        return ApiError(exc.message, status_code=status.HTTP_409_CONFLICT, code="conflict")
+
+    def _current_invoice(self) -> Invoice | None:
+        pk = self.kwargs.get(self.lookup_field)
+        return Invoice.objects.filter(pk=pk).first() if pk else None
+
+    def _refusal_message(self) -> str:
+        invoice = self._current_invoice()
+        why = _REFUSALS.get(self.action, "this is not allowed in its current state")
+        if invoice is not None and invoice.state == _OUTCOMES.get(self.action):
+            why = "nothing to do"
+        if invoice is None:
+            return f"Not allowed: {why}."
+        return f"Invoice {invoice.pk} is {invoice.state}: {why}."
+
+    def _decline_message(self) -> str:
+        invoice = self._current_invoice()
+        attempt = (
+            PaymentTransaction.objects.filter(invoice=invoice, success=False)
+            .order_by("-created_at", "-id")
+            .first()
+            if invoice
+            else None
+        )
+        reason = f" ({attempt.message})" if attempt and attempt.message else ""
+        state = f"; the invoice is now {invoice.state}" if invoice else ""
+        return (
+            f"The payment was declined{reason}{state}. The attempt is recorded; update the "
+            "customer's payment method and charge again, or mark the invoice paid."
+        )
+
+    # --- collection -------------------------------------------------------------
+
+    def list(self, request, *args, **kwargs) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(InvoiceSerializer(page, many=True).data)
+
+    def create(self, request, *args, **kwargs) -> Response:
+        serializer = InvoiceCreateSerializer(
+            data=request.data, context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        invoice = serializer.save()
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{invoice.pk}")
+        return self._respond(invoice, status.HTTP_201_CREATED, headers={"Location": location})
+
+    # --- one invoice ---------------------------------------------------------------
+
+    def retrieve(self, request, *args, **kwargs) -> Response:
+        return Response(InvoiceSerializer(self.get_object()).data)
+
+    def update(self, request, *args, **kwargs) -> Response:
+        invoice = self.get_object()
+        if invoice.state != State.OPEN:
+            raise InvoiceLocked("not open")
+        serializer = InvoiceUpdateSerializer(
+            invoice,
+            data=request.data,
+            partial=kwargs.get("partial", False),
+            context=self.get_serializer_context(),
+        )
+        serializer.is_valid(raise_exception=True)
+        return self._respond(serializer.save())
+
+    def partial_update(self, request, *args, **kwargs) -> Response:
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def destroy(self, request, *args, **kwargs) -> Response:
+        services.invoice_delete(invoice=self.get_object(), actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- state changes -------------------------------------------------------------
+
+    @extend_schema(
+        **_action_schema(
+            "Issue an invoice",
+            InvoiceIssueSerializer,
+            "Numbers and dates the invoice, freezes its terms and customer, renders the PDF.",
+        )
+    )
+    @action(detail=True, methods=["post"])
+    def issue(self, request, *args, **kwargs) -> Response:
+        invoice = self.get_object()
+        body = self._body(InvoiceIssueSerializer)
+        invoice = services.invoice_issue(
+            invoice=invoice,
+            actor=self.actor,
+            now=issue_moment(body.get("date")),
+            due_on=body.get("due_date"),
+        )
+        return self._respond(invoice)
+
+    @extend_schema(**_action_schema("Cancel an invoice", InvoiceCancelSerializer))
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, *args, **kwargs) -> Response:
+        invoice = self.get_object()
+        body = self._body(InvoiceCancelSerializer)
+        invoice = services.invoice_cancel(
+            invoice=invoice, actor=self.actor, reason=body.get("reason", "")
+        )
+        return self._respond(invoice)
+
+    @extend_schema(
+        **{
+            **_action_schema(
+                "Charge the customer's card",
+                None,
+                "A declined charge is recorded and answered with 402 `payment_failed`.",
+            ),
+            "responses": {
+                200: InvoiceSerializer,
+                402: _error("The card was declined; the attempt is recorded."),
+                400: _error("A malformed Idempotency-Key or request body."),
+                **_AUTH_ERRORS,
+                **_IDEMPOTENCY_ERRORS,
+                **_NOT_FOUND,
+            },
+        }
+    )
+    @action(detail=True, methods=["post"])
+    def charge(self, request, *args, **kwargs) -> Response:
+        invoice = self.get_object()
+        self._body(None)
+        invoice = services.invoice_charge(invoice=invoice, actor=self.actor)
+        return self._respond(invoice)
+
+    @extend_schema(
+        **_action_schema(
+            "Record a payment received outside the gateway",
+            InvoiceMarkPaidSerializer,
+            "For a bank transfer, say; the payment is recorded with the given method.",
+        )
+    )
+    @action(detail=True, methods=["post"])
+    def mark_paid(self, request, *args, **kwargs) -> Response:
+        invoice = self.get_object()
+        body = self._body(InvoiceMarkPaidSerializer)
+        invoice = services.invoice_mark_paid(
+            invoice=invoice,
+            actor=self.actor,
+            method=body.get("method", PaymentTransaction.Method.BANK_TRANSFER),
+            reference=body.get("reference", ""),
+        )
+        return self._respond(invoice)
+
+    def _body(self, serializer_class) -> dict:
+        """Validate an action's optional body (an empty body means all defaults)."""
+        data = self.request.data
+        if serializer_class is None:
+            if data:
+                raise ApiError(
+                    "This action takes no body.",
+                    code="validation_error",
+                    details={name: ["unknown field"] for name in data}
+                    if isinstance(data, dict)
+                    else {"non_field_errors": ["expected no body"]},
+                )
+            return {}
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
