@@ -61,4 +61,18 @@ bench: install ## Benchmarks at full scale on PostgreSQL with wrk (loads the dat
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/run.py
 
 bench-smoke: install ## The benchmarks at the smallest scale, to check that they run
-	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) bench/run.py --scale 0.001 --duration 1
+	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) bench/run.py --scale 0.001 --duration 1 \
+		--output bench-results/smoke/results.json
+
+# Reliability (docs/reliability.md). The suite fuzzes every operation a little;
+# `make fuzz` many more examples. `make outage` stops and restarts a PostgreSQL
+# instance it creates itself (another port, a temporary directory), never the shared one.
+FUZZ_EXAMPLES ?= 300
+OUTAGE_DOWN_SECONDS ?= 4
+.PHONY: fuzz outage
+
+fuzz: install ## Schema fuzzing of both APIs with FUZZ_EXAMPLES examples per operation (default 300)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/billing/test_fuzz.py -n $(PYTEST_WORKERS) -q
+
+outage: install ## Stop and restart a private PostgreSQL under load: 503s, then recovery, nothing partial
+	OUTAGE_TEST=1 OUTAGE_DOWN_SECONDS=$(OUTAGE_DOWN_SECONDS) $(PY) -m pytest tests/billing/test_outage.py -q

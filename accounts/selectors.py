@@ -19,8 +19,10 @@ def api_key_get_by_secret(raw_key: str | None) -> ApiKey | None:
     match = _KEY_RE.match(raw_key.strip())
     if match is None:
         return None
-    key = ApiKey.objects.select_related("account").filter(prefix=match.group(1)).first()
-    if key is None:
+    try:
+        # get(), not first(): the prefix is unique, and first() would add an ORDER BY.
+        key = ApiKey.objects.select_related("account").get(prefix=match.group(1))
+    except ApiKey.DoesNotExist:
         return None
     if not hmac.compare_digest(key.key_hash, ApiKey.hash_secret(raw_key.strip())):
         return None

@@ -151,7 +151,7 @@ def setup_django(env: dict[str, str]) -> None:
     django.setup()
 
 
-def make_fixture(scale: float) -> Fixture:
+def make_fixture() -> Fixture:
     """The key, ids and months the requests use, chosen from the loaded data."""
     from django.db import connection
     from django.db.models import ProtectedError
@@ -899,15 +899,25 @@ def main() -> int:
     if not database_url.startswith(("postgres://", "postgresql://")):
         say("bench/run.py needs PostgreSQL: set DATABASE_URL=postgres://...", stream=sys.stderr)
         return 2
+    database_name = urllib.parse.urlsplit(database_url).path.lstrip("/")
+    if "bench" not in database_name:
+        # Loading the data empties the database: never let a stray DATABASE_URL
+        # pointing at real or test data be taken for the benchmark's.
+        say(
+            f"Refusing to use database {database_name!r}: loading empties it, so its name "
+            "must contain 'bench' (e.g. .../bench).",
+            stream=sys.stderr,
+        )
+        return 2
 
     started_at = dt.datetime.now(dt.UTC)
     load_before = load_average()
     env = production_env(database_url, work_dir=args.output.parent)
     ensure_database(database_url)
-    say(f"Data at scale {args.scale} in {urllib.parse.urlsplit(database_url).path.lstrip('/')}:")
+    say(f"Data at scale {args.scale} in {database_name}:")
     loading = load_data(env, args.scale)
     setup_django({**env, "ALLOWED_HOSTS": "127.0.0.1,testserver"})
-    fixture = make_fixture(args.scale)
+    fixture = make_fixture()
     counts = data_counts()
     say(
         f"Serving with gunicorn, {args.workers} workers, on port {args.port}; "

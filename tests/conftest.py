@@ -85,3 +85,14 @@ def staff_user(db, django_user_model):
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _reset_celery_join_guard():
+    """Inline tasks run from worker threads can leave Celery's process-wide
+    "inside a task" flag set, after which a later `AsyncResult.get()` refuses
+    to wait. Reset it after every test so tests cannot affect each other."""
+    yield
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)

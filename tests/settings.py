@@ -13,3 +13,7 @@ os.environ.pop("CELERY_BROKER_URL", None)
 from billing.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+
+# WhiteNoise warns on every request when STATIC_ROOT is missing; tests serve
+# static files through the finders, so an empty folder is all it needs.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

@@ -217,7 +217,8 @@ class AccountViewSet(ThreeScaleViewSet):
         qs = account_visible_to(self.api_key).order_by("org_name", "id")
         states = list_values(request.query_params, "state")
         if states:
-            qs = qs.filter(state__in=states)
+            # Only real states reach the database (a NUL character would make it raise).
+            qs = qs.filter(state__in=[state for state in states if state in Account.State.values])
         page = page_request(
             request.query_params, default_per_page=DEFAULT_PER_PAGE, max_per_page=MAX_PER_PAGE
         )

@@ -30,7 +30,13 @@ from tests.billing.test_concurrency import _database_url, assert_billed_once, ma
 from tests.factories import AccountFactory, make_api_key
 from usage.models import UsageRecord
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: a plain flush after these tests would drop the data the migrations
+# load (the staff groups) and recreate content types under new ids, which later
+# serialized tests (the browser tests) could not load their snapshot over.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = int(os.environ.get("CRASH_TEST_PORT", "8060"))

@@ -10,7 +10,9 @@ the schema, and never a 5xx. FUZZ_EXAMPLES sets the examples per operation
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -65,6 +67,22 @@ class _World:
     invoices: list[int] = []
     line_items: list[int] = []
     secret: str = ""
+
+
+# What this process sent, for docs/reliability.md (one file per xdist worker).
+FIGURES: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_figures():
+    yield
+    if not FIGURES:
+        return
+    folder = ROOT / "test-artifacts" / "reliability"
+    folder.mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    figures = {"examples_per_operation": EXAMPLES, **dict(sorted(FIGURES.items()))}
+    (folder / f"fuzz-{worker}.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
 ID_PARAMETERS = {"id": "invoices", "invoice_id": "invoices", "account_id": "accounts"}
@@ -158,12 +176,16 @@ def test_api_conforms_to_its_schema(case, world):
         # Not this operation's URL any more: it must still fail cleanly, and an API
         # path must answer in the API's format, never with an HTML page.
         response = case.call(headers=headers)
+        FIGURES["requests"] += 1
+        FIGURES[f"status_{response.status_code // 100}xx"] += 1
         assert response.status_code < 500, response.text[:500]
         if response.status_code >= 400 and case.formatted_path.startswith(("/v1/", "/api/")):
             assert not response.headers.get("Content-Type", [""])[0].startswith("text/html")
         return
     _aim(case)
-    case.call_and_validate(headers=headers, checks=CHECKS)
+    response = case.call_and_validate(headers=headers, checks=CHECKS)
+    FIGURES["requests"] += 1
+    FIGURES[f"status_{response.status_code // 100}xx"] += 1
     # The generated traffic may change data, never break its invariants.
     for invoice in Invoice.objects.all():
         assert invoice.cost == invoice.cost_without_vat + invoice.vat_amount

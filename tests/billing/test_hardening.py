@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import InterfaceError, OperationalError
+from django.test import Client
 from pypdf import PdfReader
 from rest_framework.test import APIClient
 
@@ -353,3 +355,160 @@ def test_an_api_key_is_never_echoed_back(owner):
     response = APIClient().get(f"/admin/api/accounts.json?access_token={secret}")
     assert response.status_code == 200
     assert secret.encode() not in response.content
+
+
+# --- a lost database, and errors no view wrote, in the caller's format ----------------------
+
+
+@pytest.fixture
+def database_down(monkeypatch):
+    """Every API-key lookup fails as it does when PostgreSQL is unreachable."""
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr("accounts.api.authentication.api_key_get_by_secret", unreachable)
+
+
+def test_v1_answers_503_in_its_format_when_the_database_is_down(owner, database_down):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {owner.secret}")
+    response = client.get("/v1/invoices")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert response["Retry-After"]
+    assert b"Traceback" not in response.content
+
+
+@pytest.mark.parametrize(
+    ("suffix", "expected"),
+    [
+        (".json", b'{"error":"Service temporarily unavailable"}'),
+        (".xml", b"<error>Service temporarily unavailable</error>"),
+    ],
+)
+def test_3scale_answers_503_in_its_format_when_the_database_is_down(
+    owner, database_down, suffix, expected
+):
+    response = APIClient().get(f"/api/invoices{suffix}?access_token={owner.secret}")
+    assert response.status_code == 503
+    assert expected in response.content
+
+
+def test_the_admin_answers_a_plain_503_when_the_database_is_down(staff_user, client, monkeypatch):
+    client.force_login(staff_user)
+
+    def unreachable(self, *args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("django.contrib.sessions.backends.db.SessionStore.load", unreachable)
+    response = client.get("/admin/invoices/invoice/")
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/html")
+    assert response["Retry-After"] == "5"
+    assert b"Traceback" not in response.content and b"OperationalError" not in response.content
+
+
+def test_a_database_error_outside_any_view_is_a_503_too(staff_user, monkeypatch):
+    from django.contrib.sessions.middleware import SessionMiddleware
+
+    def broken(self, request, response):
+        raise InterfaceError("connection already closed")
+
+    monkeypatch.setattr(SessionMiddleware, "process_response", broken)
+    client = Client(raise_request_exception=False)
+    for url in ("/admin/login/", "/v1/invoices", "/api/invoices.json"):
+        response = client.get(url)
+        assert response.status_code == 503, url
+        assert b"Traceback" not in response.content
+
+
+@pytest.mark.parametrize(
+    ("url", "content_type", "body"),
+    [
+        ("/v1/nowhere", "application/json", None),
+        ("/api/nowhere.json", "application/json", b'{"status":"Not found"}'),
+        ("/api/nowhere", "application/xml", b""),
+    ],
+)
+def test_unknown_api_urls_are_404_in_the_apis_format(url, content_type, body):
+    response = Client().get(url)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith(content_type)
+    if body is None:
+        assert response.json()["error"]["code"] == "not_found"
+    else:
+        assert response.content == body
+
+
+def test_a_crash_in_an_api_view_is_a_json_500_without_details(owner, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("accounts.api.authentication.api_key_get_by_secret", crash)
+    response = Client(raise_request_exception=False).get(
+        "/v1/invoices", HTTP_AUTHORIZATION=f"Bearer {owner.secret}"
+    )
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert b"secret internals" not in response.content
+
+
+def test_pages_off_the_apis_keep_djangos_own_error_pages():
+    response = Client().get("/nowhere/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+# --- NUL characters (PostgreSQL refuses them in text; found by the fuzzer) --------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/invoices.json?state=paid%00x",
+        "/api/invoices.json?buyer_query=Own%00er",
+        "/api/invoices.json?number=2026%00",
+        "/api/accounts/{account}/invoices.json?state=open%00",
+        "/admin/api/accounts.json?state=active%00",
+    ],
+)
+def test_nul_characters_in_3scale_filters_match_nothing(admin_key, owner, url):
+    make_invoice(account=owner.account)
+    response = APIClient().get(
+        url.format(account=owner.account.pk) + f"&access_token={admin_key[1]}"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body.get("invoices", body.get("accounts")) == []
+
+
+def test_a_nul_character_in_a_3scale_write_is_a_field_error(admin_key):
+    response = APIClient().post(
+        f"/admin/api/signup.json?access_token={admin_key[1]}",
+        {"org_name": "Nul\x00Co", "email": "ap@nul.test"},
+    )
+    assert response.status_code == 422
+    assert response.json() == {"errors": {"org_name": ["contains a NUL character"]}}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/invoices?state=a%00b",
+        "/v1/invoices?customer_id=1%00",
+        "/v1/usage/report?start_date=2026-01-01&end_date=2026-01-02&service=a%00b",
+    ],
+)
+def test_nul_characters_in_v1_parameters_are_400(owner, url):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {owner.secret}")
+    assert client.get(url).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "url", ["/admin/invoices/invoice/?q=a%00b", "/admin/accounts/account/?q=%00"]
+)
+def test_nul_characters_in_admin_searches_are_not_a_server_error(finance_client, url):
+    response = finance_client.get(url)
+    assert response.status_code < 500

@@ -6,7 +6,6 @@ Screenshots are kept under test-artifacts/ for a human to look at.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -16,10 +15,6 @@ from pypdf import PdfReader
 
 from invoices.models import Invoice
 from tests.factories import AccountFactory, make_invoice
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls made
-# here (fixtures, assertions) are still plain synchronous ones.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -39,6 +34,14 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium package"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _sync_orm_beside_playwright(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made
+    # here (fixtures, assertions) are still plain synchronous ones. Scoped to
+    # these tests so the flag never leaks into other tests' subprocesses.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ _NUMBER_RE = re.compile(r"^[0-9*-]{1,20}$")
 def invoice_search(qs: QuerySet[Invoice], query: QueryDict) -> QuerySet[Invoice]:
     states = list_values(query, "state")
     if states:
-        qs = qs.filter(state__in=states)
+        # Only real states reach the database (an unknown one matches nothing anyway,
+        # and one with a NUL character would make PostgreSQL raise).
+        qs = qs.filter(state__in=[state for state in states if state in Invoice.State.values])
 
     month = (query.get("month") or "").strip()
     if month:
@@ -49,7 +51,11 @@ def invoice_search(qs: QuerySet[Invoice], query: QueryDict) -> QuerySet[Invoice]
 
     buyer_query = (query.get("buyer_query") or "").strip()
     if buyer_query:
-        qs = qs.filter(account__org_name__icontains=buyer_query[:255])
+        # No stored name holds a NUL character, and PostgreSQL refuses one in a query.
+        if "\x00" in buyer_query:
+            qs = qs.none()
+        else:
+            qs = qs.filter(account__org_name__icontains=buyer_query[:255])
     return qs
 
 

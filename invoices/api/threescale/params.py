@@ -59,7 +59,11 @@ def text(value: Any, field: str) -> str | None:
         return None
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise Unprocessable.on(field, "is invalid")
-    return str(value)
+    value = str(value)
+    if "\x00" in value:
+        # PostgreSQL cannot store a NUL character in text: refuse it here, not with a 500.
+        raise Unprocessable.on(field, "contains a NUL character")
+    return value
 
 
 def decimal(value: Any, field: str) -> Decimal:

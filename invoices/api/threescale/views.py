@@ -360,7 +360,7 @@ class InvoicePdfViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
 
 @require_safe
 def invoice_pdf_download(request, token: str):
-    """The signed link: the stored PDF if there is one, otherwise rendered now."""
+    """The signed link: the stored PDF of an issued invoice; drafts and cancelled ones render now."""
     max_age = getattr(settings, "INVOICE_PDF_LINK_MAX_AGE", 300)
     try:
         value = pdf_signer().unsign(token, max_age=max_age)
@@ -375,7 +375,8 @@ def invoice_pdf_download(request, token: str):
     if invoice is None:
         return HttpResponse("Not found.", status=404, content_type="text/plain")
     filename = f"invoice-{invoice.friendly_id or f'draft-{invoice.pk}'}.pdf"
-    if invoice.pdf:
+    # A cancelled invoice's stored copy predates the cancellation (no watermark).
+    if invoice.pdf and invoice.state != Invoice.State.CANCELLED:
         try:
             handle = invoice.pdf.open("rb")
         except (FileNotFoundError, OSError):
@@ -384,9 +385,9 @@ def invoice_pdf_download(request, token: str):
             response = FileResponse(handle, content_type="application/pdf", filename=filename)
             response["Cache-Control"] = "private, no-store"
             return response
-    from invoices.pdf import invoice_pdf_bytes
+    from invoices.pdf import invoice_pdf_content
 
-    response = HttpResponse(invoice_pdf_bytes(invoice), content_type="application/pdf")
+    response = HttpResponse(invoice_pdf_content(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"
     return response
