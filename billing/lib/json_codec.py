@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -67,7 +68,22 @@ def _encode(value: Any) -> Iterator[str]:
 
 
 def dumps(value: Any) -> str:
-    return "".join(_encode(value))
+    """orjson writes the document, each Decimal inserted as its exact digits;
+    whatever orjson refuses (a non-text key, an integer beyond 64 bits, ...)
+    goes through the plain writer, which gives the same bytes or the same error."""
+    try:
+        return orjson.dumps(
+            value, default=_orjson_default, option=orjson.OPT_PASSTHROUGH_DATETIME
+        ).decode()
+    except orjson.JSONEncodeError:
+        return "".join(_encode(value))
+
+
+def _orjson_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(decimal_literal(value))
+    # Dates, UUIDs, lazy translations...: DRF's own conversions, as the plain writer does.
+    return _fallback.default(value)
 
 
 def _decimal_constant(name: str) -> Decimal:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from billing.lib.api_errors import ApiError
+from billing.lib.counting import list_total
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
@@ -52,7 +53,7 @@ class LinkHeaderPagination(BasePagination):
         self.per_page = _positive_int(
             request, self.page_size_query_param, self.default_per_page, self.max_per_page
         )
-        self.count = queryset.count()
+        self.count = list_total(queryset)
         offset = (self.page - 1) * self.per_page
         if offset >= self.count:
             return []

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from django.db.models import Count, QuerySet
 
 from accounts.models import Seller
+from billing.lib.counting import list_total
 from invoices.api.threescale import representations as rep
 from invoices.api.threescale.params import PageRequest
 from invoices.api.threescale.renderers import Document
@@ -50,7 +51,7 @@ def paginate(qs: QuerySet, page: PageRequest) -> tuple[list, rep.Pagination]:
     if 0 < len(rows) < page.per_page or (page.page == 1 and not rows):
         total = page.offset + len(rows)
     else:
-        total = qs.count()
+        total = list_total(qs)
     return rows, rep.Pagination(page=page.page, per_page=page.per_page, total_entries=total)
 
 

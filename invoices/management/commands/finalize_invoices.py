@@ -2,45 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
-from django.core.management.base import BaseCommand
-from tqdm import tqdm
-
 from invoices.jobs import invoices_finalize
+from invoices.management.invoice_job_command import InvoiceJobCommand
 
 
-class Command(BaseCommand):
-    help = (
-        "Finalize the open invoices of months that have ended (numbers them). "
-        "Safe to run twice at once or again after a crash: each invoice is claimed under a row lock."
-    )
-
-    def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--dry-run",
-            action="store_true",
-            help="Count the invoices it would act on; change nothing",
-        )
-        parser.add_argument("--no-progress", action="store_true", help="No progress bar")
-
-    def handle(self, *args, **options) -> None:
-        bar = tqdm(
-            unit="invoice",
-            file=sys.stderr,
-            disable=options["no_progress"],
-            desc="finalize_invoices",
-        )
-        try:
-            result = invoices_finalize(dry_run=options["dry_run"], progress=bar.update)
-        finally:
-            bar.close()
-        if options["dry_run"]:
-            self.stdout.write(f"[dry run] {result.candidates} invoices would be finalized.")
-            return
-        self.stdout.write(
-            f"{result.candidates} candidates: {result.done} finalized, {result.failed} failed, "
-            f"{result.skipped} skipped (taken by another run)."
-        )
-        for error in result.errors:
-            self.stderr.write(error)
+class Command(InvoiceJobCommand):
+    help = "Finalize the open invoices of months that have ended (numbers them). Safe to run twice at once or again after a crash."
+    job = staticmethod(invoices_finalize)
+    verb = "finalized"
