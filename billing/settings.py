@@ -18,7 +18,12 @@ from billing.lib.env import env_bool, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", required=not DEBUG) or "insecure-development-key-only-for-debug"
+if not DEBUG and not env_str("SECRET_KEY"):
+    raise ImproperlyConfigured(
+        "The environment variable SECRET_KEY is required when DEBUG is off "
+        "(for local development, set DEBUG=1 as `make run` does)."
+    )
+SECRET_KEY = env_str("SECRET_KEY") or "insecure-development-key-only-for-debug"
 if not DEBUG and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters when DEBUG is off.")
 
