@@ -1,0 +1,81 @@
+"""What the invoice page shows under the invoice: its lines (editable while the
+invoice is), its payments and its timeline (read-only)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from billing.lib.admin import ReadOnlyAdminMixin
+from invoices.admin.forms import LineItemForm
+from invoices.models import Invoice, InvoiceEvent, LineItem, PaymentTransaction
+from invoices.pdf import format_amount
+
+
+class LineItemInline(admin.TabularInline):
+    model = LineItem
+    form = LineItemForm
+    fields = ("name", "description", "quantity", "unit_price", "type", "line_cost")
+    readonly_fields = ("line_cost",)
+    extra = 0
+
+    @admin.display(description="cost")
+    def line_cost(self, line: LineItem) -> str:
+        if line.pk is None:
+            return "—"
+        return format_amount(line.cost, line.invoice.currency)
+
+    def _editable(self, obj: Invoice | None) -> bool:
+        return obj is None or obj.is_editable
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Removing a line is a change of the invoice, not a delete permission.
+        return self._editable(obj) and self.has_change_permission(request, obj)
+
+    def get_extra(self, request, obj=None, **kwargs) -> int:
+        return 1 if self._editable(obj) and obj is not None else 0
+
+
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+
+class PaymentTransactionInline(ReadOnlyInline):
+    model = PaymentTransaction
+    fields = (
+        "created_at",
+        "action",
+        "paid_amount",
+        "currency",
+        "success",
+        "method",
+        "reference",
+        "message",
+        "card",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="amount")
+    def paid_amount(self, payment: PaymentTransaction) -> str:
+        return format_amount(payment.amount, payment.currency)
+
+    @admin.display(description="card")
+    def card(self, payment: PaymentTransaction) -> str:
+        if not payment.card_last4:
+            return "—"
+        return f"{payment.card_brand} •••• {payment.card_last4}"
+
+
+class InvoiceEventInline(ReadOnlyInline):
+    model = InvoiceEvent
+    verbose_name = "event"
+    verbose_name_plural = "timeline"
+    fields = ("created_at", "kind", "from_state", "to_state", "actor", "reason", "data")
+    readonly_fields = fields

@@ -1,0 +1,394 @@
+"""The invoice page and list of the finance workspace.
+
+Every change made here goes through invoices.services, exactly as the APIs do:
+the admin never saves an invoice or a line itself. Actions need the change
+permission (the Finance group); the Auditor group sees everything read-only.
+Lists are built for a million invoices: no exact counts on big lists, filters
+that hit indexes, related rows fetched in bulk.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib import admin, messages
+from django.db.models import Count, Sum
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from accounts.models import Account
+from billing.lib.admin import staff_actor
+from billing.lib.months import month_start
+from billing.lib.paging import EstimatedCountPaginator
+from invoices import services
+from invoices.admin import actions as invoice_actions
+from invoices.admin.filters import (
+    AccountFilter,
+    CurrencyFilter,
+    MonthFilter,
+    OverdueFilter,
+    is_id,
+)
+from invoices.admin.forms import InvoiceForm
+from invoices.admin.inlines import InvoiceEventInline, LineItemInline, PaymentTransactionInline
+from invoices.exceptions import InvoiceError
+from invoices.models import Invoice, LineItem
+from invoices.pdf import format_amount, invoice_pdf_content, invoice_pdf_filename
+
+State = Invoice.State
+
+# Above this many rows the per-currency totals would scan too much on each page view.
+MAX_TOTALS_ROWS = 200_000
+
+STATE_COLOURS = {
+    State.OPEN: "#6b7280",
+    State.FINALIZED: "#2563eb",
+    State.PENDING: "#b26a00",
+    State.UNPAID: "#c2410c",
+    State.PAID: "#2e7d32",
+    State.FAILED: "#b3261e",
+    State.CANCELLED: "#52525b",
+}
+_NUMBER_PREFIX_RE = re.compile(r"^\d{4}(-\d{0,8}){0,2}$")
+
+
+def state_badge(state: str, label: str) -> str:
+    return format_html(
+        '<span class="state-badge" style="background:{};color:#fff;padding:1px 7px;'
+        'border-radius:8px;font-size:11px;white-space:nowrap">{}</span>',
+        STATE_COLOURS.get(state, "#6b7280"),
+        label,
+    )
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    form = InvoiceForm
+    list_display = (
+        "number",
+        "account_link",
+        "state_label",
+        "period_month",
+        "issued",
+        "due",
+        "total",
+        "currency",
+    )
+    list_display_links = ("number",)
+    list_filter = ("state", MonthFilter, CurrencyFilter, OverdueFilter, AccountFilter)
+    search_fields = ("friendly_id", "account__org_name", "account__billing_email")
+    search_help_text = "An invoice number (or its start), an organisation or an e-mail address."
+    list_select_related = ("account",)
+    list_per_page = 50
+    show_full_result_count = False
+    # Facet counts are one COUNT per filter choice: far too many on a big table.
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+    autocomplete_fields = ("account",)
+    inlines = (LineItemInline, PaymentTransactionInline, InvoiceEventInline)
+    actions = (
+        "finalize_invoices",
+        "issue_invoices",
+        "charge_invoices",
+        "mark_paid",
+        "cancel_invoices",
+        "download_pdfs",
+        "export_csv",
+    )
+    finalize_invoices = invoice_actions.finalize_invoices
+    issue_invoices = invoice_actions.issue_invoices
+    charge_invoices = invoice_actions.charge_invoices
+    mark_paid = invoice_actions.mark_paid
+    cancel_invoices = invoice_actions.cancel_invoices
+    download_pdfs = invoice_actions.download_pdfs
+    export_csv = invoice_actions.export_csv
+    change_list_template = "admin/invoices/invoice/change_list.html"
+    change_form_template = "admin/invoices/invoice/change_form.html"
+
+    detail_fields = (
+        "state_label",
+        "creation_type",
+        "currency",
+        "vat_rate",
+        "vat_code",
+        "subtotal",
+        "vat",
+        "total",
+        "issued_on",
+        "due_on",
+        "paid_at",
+        "finalized_at",
+        "cancelled_at",
+        "charge_attempts",
+        "last_charge_attempt_at",
+        "pdf_link",
+        "buyer_details",
+        "seller_details",
+        "created_at",
+        "updated_at",
+    )
+
+    # -- columns
+
+    @admin.display(description="number", ordering="friendly_id")
+    def number(self, invoice: Invoice) -> str:
+        return invoice.friendly_id or f"Draft #{invoice.pk}"
+
+    @admin.display(description="account", ordering="account__org_name")
+    def account_link(self, invoice: Invoice) -> str:
+        return format_html(
+            '<a href="?account={}">{}</a>', invoice.account_id, invoice.account.org_name
+        )
+
+    @admin.display(description="state", ordering="state")
+    def state_label(self, invoice: Invoice) -> str:
+        return state_badge(invoice.state, invoice.get_state_display())
+
+    @admin.display(description="period", ordering="period")
+    def period_month(self, invoice: Invoice) -> str:
+        return invoice.period.strftime("%Y-%m")
+
+    @admin.display(description="issued", ordering="issued_on")
+    def issued(self, invoice: Invoice) -> str:
+        return invoice.issued_on.isoformat() if invoice.issued_on else "—"
+
+    @admin.display(description="due", ordering="due_on")
+    def due(self, invoice: Invoice) -> str:
+        return invoice.due_on.isoformat() if invoice.due_on else "—"
+
+    @admin.display(description="total", ordering="cost")
+    def total(self, invoice: Invoice) -> str:
+        return format_amount(invoice.cost, invoice.currency)
+
+    @admin.display(description="subtotal")
+    def subtotal(self, invoice: Invoice) -> str:
+        return format_amount(invoice.cost_without_vat, invoice.currency)
+
+    @admin.display(description="VAT")
+    def vat(self, invoice: Invoice) -> str:
+        return format_amount(invoice.vat_amount, invoice.currency)
+
+    @admin.display(description="PDF")
+    def pdf_link(self, invoice: Invoice) -> str:
+        if invoice.pk is None:
+            return "—"
+        url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk])
+        if invoice.is_issued and invoice.state != State.CANCELLED:
+            note = "stored" if invoice.pdf else "rendered on first download"
+        else:
+            note = "rendered now, watermarked"
+        return format_html('<a href="{}">Download PDF</a> ({})', url, note)
+
+    # -- queryset and search
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("account")
+
+    def get_search_results(self, request, queryset, search_term):
+        """Numbers by prefix (index on friendly_id), names and e-mails through the small
+        account table, so a search never scans the invoice table with LIKE '%…%'."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if _NUMBER_PREFIX_RE.match(term):
+            return queryset.filter(friendly_id__startswith=term), False
+        if is_id(term):
+            return queryset.filter(pk=int(term)), False
+        accounts = Account.objects.filter(org_name__icontains=term) | Account.objects.filter(
+            billing_email__icontains=term
+        )
+        return queryset.filter(account__in=accounts.values("pk")), False
+
+    # -- the change form
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("account", "period")
+        return ("account", "period", "friendly_id", *self.detail_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        if obj.is_editable:
+            return ("account", *self.detail_fields)
+        # Issued or cancelled: every field, for the books.
+        return ("account", "period", "friendly_id", *self.detail_fields)
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("period", month_start(timezone.now().date()))
+        return initial
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Only a draft can be deleted (invoice_delete); anything else is cancelled.
+        if obj is not None and obj.state != State.OPEN:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def allowed_actions(self, request, invoice: Invoice) -> list[tuple[str, str]]:
+        """The state-changing actions the transition map allows from this invoice's state."""
+        offered = self.get_actions(request)
+        allowed = []
+        for name, (func, _, _) in offered.items():
+            to_state = getattr(func, "to_state", None)
+            if to_state is not None and invoice.can_transition_to(to_state):
+                allowed.append((name, func.label))
+        return allowed
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        invoice = self.get_object(request, object_id)
+        extra_context = dict(extra_context or {})
+        if invoice is not None:
+            extra_context["allowed_actions"] = self.allowed_actions(request, invoice)
+        if invoice is not None and not invoice.is_editable:
+            # Issued or cancelled: nothing on the page can be saved, so offer no Save.
+            extra_context.update(
+                show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except InvoiceError as exc:
+            # The admin's transaction rolled back: nothing of this save was kept.
+            field = f" ({exc.field})" if exc.field != "base" else ""
+            self.message_user(request, f"Not saved{field}: {exc.message}", messages.ERROR)
+            return redirect(request.get_full_path())
+
+    def save_model(self, request, obj, form, change):
+        actor = staff_actor(request)
+        if not change:
+            created = services.invoice_create(
+                account=form.cleaned_data["account"],
+                period=form.cleaned_data["period"],
+                actor=actor,
+            )
+            obj.__dict__.update(created.__dict__)
+            return
+        if not obj.is_editable:
+            return
+        kwargs = {}
+        if "period" in form.changed_data:
+            kwargs["period"] = form.cleaned_data["period"]
+        if "friendly_id" in form.changed_data and form.cleaned_data.get("friendly_id"):
+            kwargs["friendly_id"] = form.cleaned_data["friendly_id"]
+        if kwargs:
+            services.invoice_update(invoice=obj, actor=actor, **kwargs)
+
+    def save_formset(self, request, form, formset, change):
+        # The admin's change message reads these; the services do the saving.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if formset.model is not LineItem:
+            return  # payments and events are read-only here
+        invoice = form.instance
+        actor = staff_actor(request)
+        if not Invoice.objects.get(pk=invoice.pk).is_editable:
+            return
+        for line_form in formset.deleted_forms:
+            if line_form.instance.pk:
+                services.line_item_remove(line_item=line_form.instance, actor=actor)
+                formset.deleted_objects.append(line_form.instance)
+        for line_form in formset.forms:
+            if line_form.instance.pk or line_form in formset.deleted_forms:
+                continue
+            if not line_form.has_changed():
+                continue
+            data = line_form.cleaned_data
+            line = services.line_item_add(
+                invoice=invoice,
+                name=data["name"],
+                description=data.get("description") or "",
+                quantity=data["quantity"],
+                unit_price=data["unit_price"],
+                type=data.get("type") or LineItem.Type.MANUAL,
+                actor=actor,
+            )
+            formset.new_objects.append(line)
+        services.invoice_recompute(invoice=invoice, actor=actor)
+
+    def get_deleted_objects(self, objs, request):
+        # A draft's lines and events go with it (invoice_delete); they need no
+        # delete permission of their own, since nobody deletes them directly.
+        to_delete, model_count, _, protected = super().get_deleted_objects(objs, request)
+        return to_delete, model_count, set(), protected
+
+    def delete_model(self, request, obj):
+        services.invoice_delete(invoice=obj, actor=staff_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        for invoice in queryset:
+            services.invoice_delete(invoice=invoice, actor=staff_actor(request))
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # A bulk delete would bypass invoice_delete's "drafts only" rule.
+        actions.pop("delete_selected", None)
+        return actions
+
+    # -- extra views
+
+    def get_urls(self):
+        urls = super().get_urls()
+        custom = [
+            path(
+                "<path:object_id>/pdf/",
+                self.admin_site.admin_view(self.pdf_view),
+                name="invoices_invoice_pdf",
+            )
+        ]
+        return custom + urls
+
+    def pdf_view(self, request, object_id):
+        invoice = self.get_object(request, object_id)
+        if invoice is None:
+            raise Http404("No such invoice.")
+        if not self.has_view_or_change_permission(request, invoice):
+            raise Http404("No such invoice.")
+        filename = invoice_pdf_filename(invoice)
+        if invoice.is_issued and invoice.state != State.CANCELLED and invoice.pdf:
+            try:
+                handle = invoice.pdf.open("rb")
+            except FileNotFoundError:
+                handle = None
+            if handle is not None:
+                # Served from storage as it was rendered at issue, streamed, never re-rendered.
+                return FileResponse(
+                    handle, content_type="application/pdf", filename=filename, as_attachment=False
+                )
+        content = invoice_pdf_content(invoice)
+        response = FileResponse(iter([content]), content_type="application/pdf", filename=filename)
+        response["Content-Length"] = str(len(content))
+        return response
+
+    # -- the changelist with the selection's totals
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if not context or "cl" not in context:
+            return response
+        cl = context["cl"]
+        if cl.result_count > MAX_TOTALS_ROWS:
+            context["selection_totals_skipped"] = MAX_TOTALS_ROWS
+            return response
+        # One GROUP BY over the filtered list, not a loop over its rows.
+        rows = (
+            cl.queryset.order_by()
+            .values("currency")
+            .annotate(invoices=Count("id"), subtotal=Sum("cost_without_vat"), total=Sum("cost"))
+            .order_by("currency")
+        )
+        context["selection_totals"] = [
+            {
+                "currency": row["currency"],
+                "invoices": row["invoices"],
+                "subtotal": format_amount(row["subtotal"], row["currency"]),
+                "total": format_amount(row["total"], row["currency"]),
+            }
+            for row in rows
+        ]
+        return response
