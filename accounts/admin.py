@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -26,14 +26,13 @@ from accounts.services import (
     api_key_create,
     api_key_revoke,
 )
+from billing.lib.admin import ReadOnlyAdminMixin, service_action
 from billing.lib.paging import EstimatedCountPaginator
 
 # 13 to 19 digits, with or without spaces or dashes: what a pasted card number looks like.
 _CARD_NUMBER_RE = re.compile(r"^(?:\d[ -]?){13,19}$")
-
-
-def staff_actor(request) -> str:
-    return f"staff:{request.user.get_username()}"
+# The postal address, in the order it is printed, of an account and of the seller.
+ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "address_state", "zip", "country")
 
 
 class AccountForm(forms.ModelForm):
@@ -51,7 +50,7 @@ class AccountForm(forms.ModelForm):
         return token
 
 
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ApiKey
     fields = ("name", "prefix", "scope", "expires_at", "revoked_at", "last_used_at")
     readonly_fields = fields
@@ -59,12 +58,6 @@ class ApiKeyInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     verbose_name_plural = "API keys limited to this account"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Account)
@@ -100,19 +93,7 @@ class AccountAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("org_name", "billing_email", "phone", "state", "deleted_at")}),
-        (
-            "Billing address",
-            {
-                "fields": (
-                    "address_line1",
-                    "address_line2",
-                    "city",
-                    "address_state",
-                    "zip",
-                    "country",
-                )
-            },
-        ),
+        ("Billing address", {"fields": ADDRESS_FIELDS}),
         ("Tax and terms", {"fields": ("vat_code", "vat_rate", "currency", "payment_terms_days")}),
         (
             "Payment method",
@@ -202,20 +183,14 @@ class AccountAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)  # soft_delete_accounts says what it does
         return actions
 
-    @admin.action(
-        description="Delete selected accounts (soft: invoices are kept)", permissions=["change"]
+    soft_delete_accounts = service_action(
+        account_soft_delete,
+        subject="account",
+        description="Delete selected accounts (soft: invoices are kept)",
+        done="Deleted",
+        note="Their invoices, payments and usage are kept and their API keys revoked.",
+        errors=(),
     )
-    def soft_delete_accounts(self, request, queryset):
-        count = 0
-        for account in queryset.exclude(state=Account.State.DELETED):
-            account_soft_delete(account=account)
-            count += 1
-        self.message_user(
-            request,
-            f"Deleted {count} account{'' if count == 1 else 's'}; their invoices, payments "
-            "and usage are kept and their API keys revoked.",
-            messages.SUCCESS,
-        )
 
 
 @admin.register(Seller)
@@ -224,19 +199,7 @@ class SellerAdmin(admin.ModelAdmin):
 
     fieldsets = (
         (None, {"fields": ("name", "logo", "email", "phone", "vat_id")}),
-        (
-            "Address",
-            {
-                "fields": (
-                    "address_line1",
-                    "address_line2",
-                    "city",
-                    "address_state",
-                    "zip",
-                    "country",
-                )
-            },
-        ),
+        ("Address", {"fields": ADDRESS_FIELDS}),
         ("Bank details", {"fields": ("bank_name", "bank_account_holder", "iban", "bic")}),
         ("Invoice", {"fields": ("invoice_footer",)}),
     )
@@ -371,17 +334,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.action(description="Revoke selected keys", permissions=["change"])
-    def revoke_keys(self, request, queryset):
-        count = 0
-        for key in queryset.filter(revoked_at__isnull=True):
-            api_key_revoke(api_key=key)
-            count += 1
-        self.message_user(request, f"Revoked {count} key{'' if count == 1 else 's'}.")
+    revoke_keys = service_action(
+        api_key_revoke,
+        subject="api_key",
+        description="Revoke selected keys",
+        done="Revoked",
+        errors=(),
+    )
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(admin.ModelAdmin):
+class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "key",
         "api_key",
@@ -396,8 +359,6 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
     exclude = ("response_body",)
     show_full_result_count = False
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Stored responses are disposable (pruned after a day): one can be removed by hand.
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)

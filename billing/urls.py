@@ -9,7 +9,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/api/", include("accounts.api.urls_3scale")),
     path("admin/", admin.site.urls),
-    path("staff/", include("invoices.urls_staff")),
+    path("staff/", include("invoices.staff.urls")),
     path("api/", include("billing.urls_docs")),
     path("api/", include("invoices.api.urls_3scale")),
     path("v1/", include("invoices.api.urls_v1")),

@@ -1,16 +1,12 @@
-"""The invoice admin: lists and filters, every action, read-only issued invoices,
-draft editing through the services, downloads and permissions."""
+"""The invoice list and page: filters, search, totals, read-only issued invoices,
+draft editing through the services, the PDF and permissions."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import zipfile
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
@@ -33,38 +29,6 @@ def messages_of(response) -> list[str]:
 def act(client, action: str, invoices, **extra):
     data = {"action": action, "_selected_action": [inv.pk for inv in invoices], **extra}
     return client.post(CHANGELIST, data, follow=True)
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
-def finance_user(db, django_user_model):
-    user = django_user_model.objects.create_user("fin", password="fin-password-123", is_staff=True)
-    user.groups.add(Group.objects.get(name="Finance"))
-    return user
-
-
-@pytest.fixture
-def auditor_user(db, django_user_model):
-    user = django_user_model.objects.create_user("aud", password="aud-password-123", is_staff=True)
-    user.groups.add(Group.objects.get(name="Auditor"))
-    return user
-
-
-@pytest.fixture
-def finance(client, finance_user):
-    client.force_login(finance_user)
-    return client
-
-
-@pytest.fixture
-def auditor(client, auditor_user):
-    client.force_login(auditor_user)
-    return client
 
 
 @pytest.mark.django_db
@@ -140,148 +104,6 @@ class TestChangelist:
             make_invoice(state=S.PENDING)
         with django_assert_max_num_queries(14):
             assert finance.get(CHANGELIST).status_code == 200
-
-
-@pytest.mark.django_db
-class TestActions:
-    def test_finalize_then_issue(self, finance, media, django_capture_on_commit_callbacks):
-        invoice = make_invoice()
-        response = act(finance, "finalize_invoices", [invoice])
-        assert "Finalized 1." in messages_of(response)
-        invoice.refresh_from_db()
-        assert invoice.state == S.FINALIZED and invoice.friendly_id
-        with django_capture_on_commit_callbacks(execute=True):
-            response = act(finance, "issue_invoices", [invoice])
-        assert "Issued 1." in messages_of(response)
-        invoice.refresh_from_db()
-        assert invoice.state == S.PENDING and invoice.issued_on and invoice.pdf
-        event = invoice.events.filter(kind=InvoiceEvent.Kind.TRANSITION).last()
-        assert event.actor == "staff:fin"
-
-    def test_refused_issue_is_reported_by_number(self, finance, media):
-        good = make_invoice()
-        cancelled = make_invoice(state=S.FINALIZED)
-        cancelled = make_invoice_cancelled(cancelled)
-        response = act(finance, "issue_invoices", [good, cancelled])
-        [message] = messages_of(response)
-        assert message == (
-            f"Issued 1; 1 failed: {cancelled.friendly_id}: Cannot transition to pending"
-        )
-        cancelled.refresh_from_db()
-        assert cancelled.state == S.CANCELLED
-
-    def test_all_failed_is_an_error_message(self, finance, media):
-        paid = make_invoice(state=S.PAID)
-        response = act(finance, "cancel_invoices", [paid], apply="1", reason="typo")
-        [message] = list(get_messages(response.wsgi_request))
-        assert message.level_tag == "error"
-        assert "Cancelled 0; 1 failed" in str(message)
-
-    def test_charge_success_and_decline(self, finance, media):
-        ok = make_invoice(state=S.PENDING)
-        declined = make_invoice(
-            account=AccountFactory(card_token="tok_chargeDeclined"), state=S.PENDING
-        )
-        response = act(finance, "charge_invoices", [ok, declined])
-        [message] = messages_of(response)
-        assert message.startswith("Charged 1; 1 failed: ")
-        assert f"{declined.friendly_id}: Failed to charge the credit card." in message
-        ok.refresh_from_db()
-        declined.refresh_from_db()
-        assert ok.state == S.PAID
-        assert declined.state == S.UNPAID
-        assert declined.payment_transactions.get().success is False
-
-    def test_mark_paid_asks_for_a_reference_then_records_the_payment(self, finance, media):
-        invoice = make_invoice(state=S.PENDING)
-        # given the action chosen, the page asks for the bank reference
-        page = act(finance, "mark_paid", [invoice])
-        assert page.status_code == 200
-        assert b'name="reference"' in page.content
-        # a missing reference is asked again, nothing is written
-        again = act(finance, "mark_paid", [invoice], apply="1", reference="")
-        assert b"This field is required" in again.content
-        invoice.refresh_from_db()
-        assert invoice.state == S.PENDING
-        # when confirmed with a reference
-        done = act(
-            finance, "mark_paid", [invoice], apply="1", reference="SEPA-778", method="bank_transfer"
-        )
-        assert "Marked paid 1." in messages_of(done)
-        invoice.refresh_from_db()
-        payment = invoice.payment_transactions.get()
-        assert invoice.state == S.PAID
-        assert (payment.reference, payment.method, payment.success) == (
-            "SEPA-778",
-            PaymentTransaction.Method.BANK_TRANSFER,
-            True,
-        )
-        assert payment.amount == invoice.cost
-
-    def test_cancel_with_reason(self, finance, media):
-        invoice = make_invoice(state=S.PENDING)
-        page = act(finance, "cancel_invoices", [invoice])
-        assert b'name="reason"' in page.content
-        response = act(finance, "cancel_invoices", [invoice], apply="1", reason="duplicate")
-        assert "Cancelled 1." in messages_of(response)
-        invoice.refresh_from_db()
-        assert invoice.state == S.CANCELLED
-        assert invoice.events.last().reason == "duplicate"
-
-    def test_bulk_delete_is_not_offered(self, finance, superuser_client):
-        response = superuser_client.get(CHANGELIST)
-        choices = [name for name, _ in response.context["action_form"].fields["action"].choices]
-        assert "delete_selected" not in choices
-        assert {"issue_invoices", "mark_paid", "export_csv", "download_pdfs"} <= set(choices)
-
-    def test_download_pdfs_as_zip(self, finance, media):
-        issued = make_invoice(state=S.PENDING)
-        draft = make_invoice()
-        response = act(finance, "download_pdfs", [issued, draft])
-        assert response["Content-Type"] == "application/zip"
-        archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
-        names = sorted(archive.namelist())
-        assert names == sorted(
-            [f"invoice-{issued.friendly_id}.pdf", f"invoice-draft-{draft.pk}.pdf"]
-        )
-        for name in names:
-            assert archive.read(name).startswith(b"%PDF")
-        issued.refresh_from_db()
-        with issued.pdf.open("rb") as stored:
-            assert archive.read(f"invoice-{issued.friendly_id}.pdf") == stored.read()
-
-    def test_export_csv_streams_the_selection(self, finance, media):
-        eur = AccountFactory(org_name="=cmd|' /C calc'!A0", currency="EUR")
-        invoice = make_invoice(account=eur, lines=[("3", "0.10")], state=S.PENDING)
-        make_invoice(state=S.PENDING)
-        # "select all" across the filtered list: the export follows the filter
-        response = finance.post(
-            CHANGELIST + "?currency=EUR",
-            {"action": "export_csv", "_selected_action": [invoice.pk], "select_across": "1"},
-        )
-        assert response.streaming
-        assert response["Content-Type"] == "text/csv"
-        assert "attachment" in response["Content-Disposition"]
-        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-        assert len(rows) == 1
-        row = rows[0]
-        assert row["number"] == invoice.friendly_id
-        assert (row["subtotal"], row["total"], row["currency"]) == ("0.30", "0.30", "EUR")
-        assert row["organisation"].startswith("'=")  # a formula is neutralised
-
-
-def make_invoice_cancelled(invoice: Invoice) -> Invoice:
-    from invoices import services
-
-    services.invoice_cancel(invoice=invoice, actor="test")
-    invoice.refresh_from_db()
-    return invoice
-
-
-@pytest.fixture
-def superuser_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
 
 
 @pytest.mark.django_db

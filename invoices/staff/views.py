@@ -1,4 +1,4 @@
-"""Staff pages outside the admin: the finance dashboard."""
+"""Staff pages outside the admin: the finance dashboard (login through the admin)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from django.contrib.auth.decorators import permission_required
 from django.template.response import TemplateResponse
 
 from billing.lib.charts import PALETTE, Bar, bar_list_chart, column_chart
-from invoices.dashboard import dashboard_get
 from invoices.pdf import format_amount
+from invoices.staff.selectors import dashboard_get
 
 
 @staff_member_required

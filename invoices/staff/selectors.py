@@ -1,4 +1,4 @@
-"""Figures for the staff dashboard, each from one GROUP BY query in the database.
+"""Selectors of the finance dashboard: each figure from one GROUP BY query.
 
 Amounts are never added across currencies: every figure is per currency.
 """
@@ -14,19 +14,14 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from billing.lib.money import ZERO
+from billing.lib.months import add_months, month_bounds
 from invoices.models import Invoice, PaymentTransaction
 from usage.models import UsageRecord
 
 State = Invoice.State
-OUTSTANDING_STATES = (State.PENDING, State.UNPAID, State.FAILED)
 MONTHS = 12
 RECENT_DAYS = 30
 TOP_ACCOUNTS = 5
-
-
-def _month_back(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + day.month - 1 - months
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 @dataclass
@@ -91,9 +86,8 @@ def _as_date(value) -> dt.date:
 
 def revenue_by_month(now: dt.datetime) -> tuple[list[dt.date], list[CurrencyRevenue]]:
     """Paid invoices per month of payment, the last twelve months, per currency."""
-    this_month = now.date().replace(day=1)
-    months = [_month_back(this_month, back) for back in range(MONTHS - 1, -1, -1)]
-    start = dt.datetime.combine(months[0], dt.time.min, tzinfo=dt.UTC)
+    months = [add_months(now.date(), -back) for back in range(MONTHS - 1, -1, -1)]
+    start, _ = month_bounds(months[0])
     rows = (
         Invoice.objects.filter(state=State.PAID, paid_at__gte=start)
         .annotate(month=TruncMonth("paid_at"))
@@ -115,7 +109,7 @@ def outstanding_by_currency(today: dt.date) -> list[Outstanding]:
     """Issued and unpaid, and the overdue part of it (due date passed)."""
     overdue = Q(due_on__lt=today)
     rows = (
-        Invoice.objects.filter(state__in=OUTSTANDING_STATES)
+        Invoice.objects.filter(state__in=Invoice.CHARGEABLE_STATES)
         .values("currency")
         .annotate(
             invoices=Count("id"),
@@ -161,9 +155,7 @@ def top_accounts_by_revenue(
     now: dt.datetime, currencies: list[str], limit: int = TOP_ACCOUNTS
 ) -> dict[str, list[TopAccount]]:
     """The best-paying accounts of the last twelve months, per currency (one query each)."""
-    start = dt.datetime.combine(
-        _month_back(now.date().replace(day=1), MONTHS - 1), dt.time.min, tzinfo=dt.UTC
-    )
+    start, _ = month_bounds(add_months(now.date(), -(MONTHS - 1)))
     result: dict[str, list[TopAccount]] = {}
     for currency in currencies:
         rows = (

@@ -2,10 +2,10 @@
 
 from django.urls import path
 
-from invoices import views_staff
+from invoices.staff import views
 
 app_name = "staff"
 
 urlpatterns = [
-    path("dashboard/", views_staff.dashboard, name="dashboard"),
+    path("dashboard/", views.dashboard, name="dashboard"),
 ]

@@ -1,0 +1,1 @@
+"""Staff pages outside the admin (the finance dashboard): selectors, views and urls."""
