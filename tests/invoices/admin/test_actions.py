@@ -207,7 +207,9 @@ class TestTransitionMap:
         # the service still decides: the paid one is reported, the other cancelled
         done = act(finance, "cancel_invoices", [pending, paid], apply="1", reason="dup")
         [message] = messages_of(done)
-        assert message == f"Cancelled 1; 1 failed: {paid.friendly_id}: Cannot transition to cancelled"
+        assert (
+            message == f"Cancelled 1; 1 failed: {paid.friendly_id}: Cannot transition to cancelled"
+        )
 
 
 @pytest.mark.django_db
