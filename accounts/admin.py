@@ -35,6 +35,10 @@ _CARD_NUMBER_RE = re.compile(r"^(?:\d[ -]?){13,19}$")
 ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "address_state", "zip", "country")
 
 
+def _counted_link(url: str, count: int, noun: str) -> str:
+    return format_html('<a href="{}">{} {}{}</a>', url, count, noun, "" if count == 1 else "s")
+
+
 class AccountForm(forms.ModelForm):
     class Meta:
         model = Account
@@ -128,17 +132,15 @@ class AccountAdmin(admin.ModelAdmin):
     def invoices_link(self, account: Account) -> str:
         if account.pk is None:
             return "—"
-        count = account.invoices.count()
         url = reverse("admin:invoices_invoice_changelist") + f"?account={account.pk}"
-        return format_html('<a href="{}">{} invoice{}</a>', url, count, "" if count == 1 else "s")
+        return _counted_link(url, account.invoices.count(), "invoice")
 
     @admin.display(description="usage records")
     def usage_link(self, account: Account) -> str:
         if account.pk is None:
             return "—"
-        count = account.usage_records.count()
         url = reverse("admin:usage_usagerecord_changelist") + f"?account__id__exact={account.pk}"
-        return format_html('<a href="{}">{} record{}</a>', url, count, "" if count == 1 else "s")
+        return _counted_link(url, account.usage_records.count(), "record")
 
     @admin.display(description="API keys")
     def api_key_link(self, account: Account) -> str:

@@ -10,7 +10,6 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from invoices.export import parse_month
 from tests.factories import AccountFactory, make_invoice
 
 
@@ -53,8 +52,16 @@ def test_bad_month_is_a_clear_error():
         call_command("export_invoices", "--month", "11/2026")
 
 
-def test_parse_month():
-    assert parse_month("2026-02") == dt.date(2026, 2, 1)
-    for bad in ("2026-13", "2026-1", "26-01", "2026-01-01", ""):
-        with pytest.raises(ValueError):
-            parse_month(bad)
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "26-01", "2026-01-01", "２０２６-01", "2026-00"])
+def test_only_a_month_is_a_month(bad):
+    with pytest.raises(CommandError, match="YYYY-MM"):
+        call_command("export_invoices", "--month", bad)
+
+
+@pytest.mark.django_db
+def test_month_is_the_period():
+    make_invoice(period=dt.date(2026, 2, 1))
+    out = io.StringIO()
+    call_command("export_invoices", "--month", "2026-02", stdout=out)
+    assert len(out.getvalue().splitlines()) == 2

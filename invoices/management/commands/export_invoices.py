@@ -9,7 +9,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from invoices.export import invoice_csv_lines, parse_month
+from billing.lib.months import parse_month
+from invoices.export import invoice_csv_lines
 from invoices.models import Invoice
 
 

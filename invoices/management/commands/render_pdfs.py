@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from tqdm import tqdm
 
-from invoices.export import parse_month
+from billing.lib.months import parse_month
 from invoices.models import Invoice
 from invoices.tasks import invoice_render_pdf
 
