@@ -38,7 +38,13 @@ class ThrottledLoginForm(AdminAuthenticationForm):
             return super().clean()  # the field errors say what is missing
         throttle = login_throttle()
         ip = client_ip(self.request, settings.TRUSTED_PROXIES)
-        wait = throttle.retry_after(username, ip)
+        try:
+            wait = throttle.retry_after(username, ip)
+        except Exception:
+            # A cache outage must not lock staff out (nor answer 500): sign-in goes on
+            # unthrottled, and says so in the log.
+            logger.exception("admin sign-in throttle unavailable; signing in unthrottled")
+            return super().clean()
         if wait:
             minutes = -(-wait // 60)
             raise ValidationError(
@@ -50,7 +56,7 @@ class ThrottledLoginForm(AdminAuthenticationForm):
         try:
             cleaned = super().clean()
         except ValidationError:
-            if throttle.record_failure(username, ip):
+            if self._record_failure(throttle, username, ip):
                 logger.warning(
                     "admin sign-in locked out after %s failures (username %r, address %s)",
                     throttle.max_failures,
@@ -58,8 +64,19 @@ class ThrottledLoginForm(AdminAuthenticationForm):
                     ip,
                 )
             raise
-        throttle.record_success(username)
+        try:
+            throttle.record_success(username)
+        except Exception:
+            logger.exception("admin sign-in throttle unavailable")
         return cleaned
+
+    @staticmethod
+    def _record_failure(throttle: LoginThrottle, username: str, ip: str) -> bool:
+        try:
+            return throttle.record_failure(username, ip)
+        except Exception:
+            logger.exception("admin sign-in throttle unavailable; failure not counted")
+            return False
 
 
 class StaffAdminSite(AdminSite):

@@ -135,3 +135,15 @@ class TestClientAddress:
             sign_in(client, username="x", password="y", HTTP_X_FORWARDED_FOR="1.2.3.0").status_code
             == 200
         )
+
+
+@pytest.mark.django_db
+def test_a_cache_outage_does_not_lock_staff_out(client, fin, monkeypatch, caplog):
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    for name in ("get", "add", "incr", "set", "delete"):
+        monkeypatch.setattr(cache, name, down)
+    assert sign_in(client, password="wrong").status_code == 200
+    assert sign_in(client).status_code == 302
+    assert "throttle unavailable" in caplog.text
