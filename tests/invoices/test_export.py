@@ -53,7 +53,9 @@ def test_bad_month_is_a_clear_error():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "26-01", "2026-01-01", "２０２６-01", "2026-00"])
+@pytest.mark.parametrize(
+    "bad", ["2026-13", "2026-1", "26-01", "2026-01-01", "２０２６-01", "2026-00"]
+)
 def test_only_a_month_is_a_month(bad):
     with pytest.raises(CommandError, match="YYYY-MM"):
         call_command("export_invoices", "--month", bad)
