@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import RequestDataTooBig
 from rest_framework.test import APIClient
 
-from billing.lib.api_errors import v1_exception_handler
+from billing.api.errors import v1_exception_handler
 from invoices.models import Invoice
 
 

@@ -9,13 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from invoices.api.threescale.values import JsonNumber, _write, dumps, money
+from billing.api.threescale.values import JSON_DIALECT, dumps, money
+from billing.lib.json_codec import JsonNumber, plain_dumps
 
 
 def plain(value) -> str:
-    out: list[str] = []
-    _write(value, out)
-    return "".join(out)
+    return plain_dumps(value, **JSON_DIALECT)
 
 
 scalars = st.one_of(

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from invoices.api.threescale.values import (
+from billing.api.threescale.values import (
     JsonNumber,
     dumps,
     iso_time,
@@ -15,7 +15,7 @@ from invoices.api.threescale.values import (
     ruby_decimal,
     ruby_time,
 )
-from invoices.api.threescale.xml import Element, container, document
+from billing.api.threescale.xml import Element, container, document
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import re
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from invoices.api.threescale.params import list_values, parse_month
+from billing.api.threescale.params import list_values, parse_month
 from invoices.models import Invoice
 
 _NUMBER_RE = re.compile(r"^[0-9*-]{1,20}$")

@@ -1,9 +1,7 @@
-"""Request body parsers: JSON with exact decimals, and XML through defusedxml."""
+"""The 3scale request bodies: a JSON object with exact decimals, and XML through defusedxml."""
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from typing import Any
 
 from defusedxml import ElementTree as SafeElementTree
@@ -11,31 +9,16 @@ from defusedxml.common import DefusedXmlException
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
+from billing.api.parsers import DecimalJSONParser
+
 MAX_XML_DEPTH = 8
 
 
-class DecimalJSONParser(BaseParser):
-    """JSON whose numbers become Decimal (a cost of 0.1 stays 0.1, never 0.1000000000000000055)."""
+class ThreeScaleJSONParser(DecimalJSONParser):
+    """3scale takes a JSON object, and NaN or Infinity is malformed JSON (Rails' parser)."""
 
-    media_type = "application/json"
-
-    def parse(self, stream, media_type=None, parser_context=None) -> dict[str, Any]:
-        raw = stream.read() if stream is not None else b""
-        if not raw.strip():
-            return {}
-        try:
-            data = json.loads(
-                raw.decode("utf-8"), parse_float=Decimal, parse_constant=_refuse_constant
-            )
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"Malformed JSON request body: {exc}") from None
-        if not isinstance(data, dict):
-            raise ParseError("The JSON request body must be an object.")
-        return data
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+    require_object = True
+    allow_constants = False
 
 
 class SafeXMLParser(BaseParser):

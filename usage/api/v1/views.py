@@ -1,7 +1,7 @@
 """The usage endpoints of /v1: ingestion and the usage report.
 
 Thin views: they read the request, call usage.services / usage.selectors and
-shape the answer. Errors follow billing.lib.api_errors.
+shape the answer. Errors follow billing.api.errors.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.permissions import HasApiKey, request_api_key
 from accounts.models import Account
-from billing.lib.api_errors import ApiError, ErrorSerializer
-from billing.lib.api_v1 import V1APIMixin
-from billing.lib.idempotency import IdempotencyMixin
+from billing.api.errors import ApiError, ErrorSerializer
+from billing.api.idempotency import IdempotencyMixin
+from billing.api.pagination import MAX_PAGE
+from billing.api.permissions import HasApiKey, request_api_key
+from billing.api.v1 import V1APIMixin
 from usage import selectors, services
-from usage.api.parsers import JsonLinesParser, JsonlParser, OrjsonParser
+from usage.api.v1.parsers import JsonLinesParser, JsonlParser, OrjsonParser
 from usage.exceptions import UsageBatchEmpty, UsageBatchTooLarge, UsageRecordsInvalid
 
 
@@ -66,8 +67,6 @@ class UsageErrorSerializer(serializers.Serializer):
 _CENTS = Decimal("0.01")
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
-# Keeps OFFSET within what every database accepts (a 64-bit integer).
-MAX_PAGE = 10**9
 _TEXT_FILTER_MAX = 255
 _REPORT_PARAMETERS = [
     OpenApiParameter("start_date", OpenApiTypes.DATE, required=True, description="Inclusive."),

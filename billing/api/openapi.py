@@ -6,7 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class BearerKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.api.authentication.BearerKeyAuthentication"
+    target_class = "billing.api.authentication.BearerKeyAuthentication"
     name = "bearerKey"
 
     def get_security_definition(self, auto_schema):
@@ -22,7 +22,7 @@ class BearerKeyScheme(OpenApiAuthenticationExtension):
 class ThreeScaleKeyScheme(OpenApiAuthenticationExtension):
     """3scale's credentials: `access_token` as a parameter, or HTTP Basic."""
 
-    target_class = "accounts.api.authentication.ThreeScaleKeyAuthentication"
+    target_class = "billing.api.authentication.ThreeScaleKeyAuthentication"
     name = ["accessToken", "basicKey"]
 
     def get_security_requirement(self, auto_schema):
@@ -44,3 +44,9 @@ class ThreeScaleKeyScheme(OpenApiAuthenticationExtension):
                 "description": "The API key as the Basic user name or password.",
             },
         ]
+
+
+class ThreeScaleRequestKeyScheme(ThreeScaleKeyScheme):
+    """The 3scale views' authentication, a subclass that also reads a JSON body."""
+
+    target_class = "billing.api.threescale.base.ThreeScaleRequestAuthentication"

@@ -7,7 +7,7 @@ Every route takes an optional format suffix (`.xml`, `.json`; anything else is
 from django.urls import path
 from rest_framework.urlpatterns import format_suffix_patterns
 
-from invoices.api.threescale import converters  # noqa: F401  (registers threescale_id)
+from billing.api.threescale import converters  # noqa: F401  (registers threescale_id)
 from invoices.api.threescale.views import (
     AccountInvoiceViewSet,
     InvoicePdfViewSet,

@@ -3,8 +3,8 @@
 from django.urls import path
 from rest_framework.urlpatterns import format_suffix_patterns
 
-from accounts.api.views_3scale import AccountViewSet
-from invoices.api.threescale import converters  # noqa: F401  (registers threescale_id)
+from accounts.api.threescale.views import AccountViewSet
+from billing.api.threescale import converters  # noqa: F401  (registers threescale_id)
 
 urlpatterns = format_suffix_patterns(
     [

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from usage.api.views import UsageIngestView, UsageReportView
+from usage.api.v1.views import UsageIngestView, UsageReportView
 
 urlpatterns = [
     path("usage", UsageIngestView.as_view(), name="v1-usage"),

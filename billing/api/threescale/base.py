@@ -15,12 +15,12 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.viewsets import ViewSet
 
-import invoices.api.threescale.openapi  # noqa: F401  (documents the authentication)
-from accounts.api.authentication import ThreeScaleKeyAuthentication
-from accounts.api.permissions import HasApiKey, WriteScopeForUnsafe, request_api_key
-from invoices.api.threescale.errors import threescale_exception_handler
-from invoices.api.threescale.parsers import DecimalJSONParser, SafeXMLParser, TextXMLParser
-from invoices.api.threescale.renderers import (
+import billing.api.openapi  # noqa: F401  (documents the authentication)
+from billing.api.authentication import ThreeScaleKeyAuthentication
+from billing.api.permissions import HasApiKey, WriteScopeForUnsafe, request_api_key
+from billing.api.threescale.errors import threescale_exception_handler
+from billing.api.threescale.parsers import SafeXMLParser, TextXMLParser, ThreeScaleJSONParser
+from billing.api.threescale.renderers import (
     Document,
     ThreeScaleJSONRenderer,
     ThreeScaleXMLRenderer,
@@ -101,7 +101,7 @@ class ThreeScaleViewSet(ViewSet):
     # XML first: with no suffix and `Accept: */*` (or none), 3scale answers XML.
     renderer_classes = [ThreeScaleXMLRenderer, ThreeScaleJSONRenderer]
     parser_classes = [
-        DecimalJSONParser,
+        ThreeScaleJSONParser,
         FormParser,
         MultiPartParser,
         SafeXMLParser,

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.http import QueryDict
 
+from billing.api.threescale.errors import Unprocessable
 from billing.lib.money import parse_decimal
-from invoices.api.threescale.errors import Unprocessable
 
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-MAX_PAGE = 10**9
 MAX_ID = 2**63 - 1
 _MISSING = object()
 
@@ -111,42 +109,6 @@ def path_id(raw: Any) -> int | None:
         return None
     number = int(raw)
     return number if 0 < number <= MAX_ID else None
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    page: int
-    per_page: int
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
-
-
-def page_request(query: QueryDict, *, default_per_page: int, max_per_page: int) -> PageRequest:
-    """`page` below 1 or unparsable is 1; `per_page` unparsable or below 1 is the default,
-    above the maximum it is the maximum."""
-    page = _int_or_none(query.get("page"))
-    if page is None or page < 1:
-        page = 1
-    page = min(page, MAX_PAGE)
-    per_page = _int_or_none(query.get("per_page"))
-    if per_page is None or per_page < 1:
-        per_page = default_per_page
-    per_page = min(per_page, max_per_page)
-    return PageRequest(page=page, per_page=per_page)
-
-
-def _int_or_none(value: str | None) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not value or len(value) > 20:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 def list_values(query: QueryDict, name: str) -> list[str]:

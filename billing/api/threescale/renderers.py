@@ -12,8 +12,8 @@ from typing import Any
 
 from rest_framework.renderers import BaseRenderer
 
-from invoices.api.threescale.values import dumps
-from invoices.api.threescale.xml import Element, document
+from billing.api.threescale.values import dumps
+from billing.api.threescale.xml import Element, document
 
 
 @dataclass
@@ -23,6 +23,12 @@ class Document:
     json: Any = None
     xml: Element | None = None
     last_modified: dt.datetime | None = None
+
+
+def wants_xml(request) -> bool:
+    """Whether the negotiated format is XML (the default when nothing was negotiated)."""
+    renderer = getattr(request, "accepted_renderer", None)
+    return getattr(renderer, "format", "xml") == "xml"
 
 
 @dataclass

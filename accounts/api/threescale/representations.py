@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from accounts.models import Account
-from invoices.api.threescale.representations import Links, Pagination
-from invoices.api.threescale.values import iso_time, money, ruby_decimal
-from invoices.api.threescale.xml import Element, container
+from billing.api.threescale.representations import Links, Pagination
+from billing.api.threescale.values import iso_time, money, ruby_decimal
+from billing.api.threescale.xml import Element, container
 
 # (3scale's billing_address key, our field)
 ADDRESS_FIELDS: tuple[tuple[str, str], ...] = (

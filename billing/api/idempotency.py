@@ -8,8 +8,8 @@ body). Then, for the same API key and Idempotency-Key:
 - a different request (another body or path) gets 422 `idempotency_key_reused`;
 - a request while the first is still running gets 409 `idempotency_request_in_progress`.
 
-The key is claimed with an INSERT committed in its own transaction before the
-view runs, so a concurrent duplicate sees the claim at once (the unique
+The key is claimed (`accounts.services.idempotency_key_claim`) with an
+INSERT committed in its own transaction before the view runs, so a concurrent duplicate sees the claim at once (the unique
 constraint on (api_key, key) decides the race). When the view crashes (an
 unhandled exception, a 5xx) the claim is deleted so that a retry can run;
 every other response, 4xx included, is stored, so a retried charge that was
@@ -23,29 +23,42 @@ class (and after nothing that answers before authentication):
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import status
 
 from accounts.models import ApiKey, IdempotencyKey
-from billing.lib.api_errors import ApiError
+from accounts.services import (
+    IDEMPOTENCY_KEY_ABANDONED_AFTER,
+    IDEMPOTENCY_KEY_TTL,
+    idempotency_key_claim,
+    idempotency_key_complete,
+    idempotency_key_release,
+)
+from billing.api.errors import ApiError
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
-TTL = dt.timedelta(hours=24)
+TTL = IDEMPOTENCY_KEY_TTL
+ABANDONED_AFTER = IDEMPOTENCY_KEY_ABANDONED_AFTER
 MAX_KEY_LENGTH = 255
-# A claim still "in flight" after this long belongs to a process that died
-# mid-request (no request here runs for minutes); a retry may take it over
-# instead of being refused until the claim expires a day later.
-ABANDONED_AFTER = dt.timedelta(minutes=10)
 # Response headers that describe the stored response itself; the rest
 # (Vary, Allow, cookies, ...) are set afresh by each response.
 _REPLAYED_HEADERS = ("Content-Type", "Location", "Link", "X-Total-Count")
+
+
+def _complete(claim: IdempotencyKey, response: HttpResponse) -> None:
+    headers = {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)}
+    idempotency_key_complete(
+        claim=claim,
+        status=response.status_code,
+        headers=headers,
+        body=bytes(response.content),
+        now=timezone.now(),
+    )
 
 
 class _Replay(Exception):
@@ -63,84 +76,6 @@ def request_fingerprint(method: str, full_path: str, body: bytes) -> str:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
-
-
-def idempotency_key_claim(
-    *, api_key: ApiKey, key: str, method: str, path: str, request_hash: str, now: dt.datetime
-) -> tuple[IdempotencyKey | None, IdempotencyKey | None]:
-    """Claim `key` for this request: (claim, None), or (None, the existing row).
-
-    The INSERT is committed before this returns (unless the caller is itself
-    inside a transaction, as tests are), so a concurrent duplicate sees it.
-    """
-    for _ in range(2):
-        try:
-            with transaction.atomic():
-                claim = IdempotencyKey.objects.create(
-                    api_key=api_key,
-                    key=key,
-                    request_method=method,
-                    request_path=path[:2048],
-                    request_hash=request_hash,
-                    status=IdempotencyKey.Status.IN_FLIGHT,
-                    expires_at=now + TTL,
-                    created_at=now,
-                    updated_at=now,
-                )
-            return claim, None
-        except IntegrityError:
-            pass
-        existing = IdempotencyKey.objects.filter(api_key=api_key, key=key).first()
-        if existing is None:
-            continue  # deleted (released or pruned) between our INSERT and SELECT
-        if existing.expires_at <= now:
-            # An expired key is free again; the conditional delete lets only one
-            # of several concurrent retries remove it.
-            IdempotencyKey.objects.filter(pk=existing.pk, expires_at__lte=now).delete()
-            continue
-        if (
-            existing.status == IdempotencyKey.Status.IN_FLIGHT
-            and existing.request_hash == request_hash
-            and existing.updated_at <= now - ABANDONED_AFTER
-        ):
-            taken = IdempotencyKey.objects.filter(
-                pk=existing.pk,
-                status=IdempotencyKey.Status.IN_FLIGHT,
-                updated_at=existing.updated_at,
-            ).update(updated_at=now, expires_at=now + TTL)
-            if taken == 1:
-                existing.updated_at = now
-                return existing, None
-            existing.refresh_from_db()
-        return None, existing
-    # Two rounds of losing races against deletes: treat it as in flight.
-    return None, IdempotencyKey(status=IdempotencyKey.Status.IN_FLIGHT, request_hash=request_hash)
-
-
-def idempotency_key_complete(*, claim: IdempotencyKey, response: HttpResponse) -> None:
-    now = timezone.now()
-    headers = {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)}
-    IdempotencyKey.objects.filter(pk=claim.pk).update(
-        status=IdempotencyKey.Status.COMPLETED,
-        response_status=response.status_code,
-        response_headers=headers,
-        response_body=bytes(response.content),
-        expires_at=now + TTL,
-        updated_at=now,
-    )
-
-
-def idempotency_key_release(*, claim: IdempotencyKey) -> None:
-    IdempotencyKey.objects.filter(pk=claim.pk, status=IdempotencyKey.Status.IN_FLIGHT).delete()
-
-
-def idempotency_keys_prune(*, now: dt.datetime | None = None, dry_run: bool = False) -> int:
-    """Delete stored responses older than their 24 hours; returns how many."""
-    expired = IdempotencyKey.objects.filter(expires_at__lte=now or timezone.now())
-    if dry_run:
-        return expired.count()
-    deleted, _ = expired.delete()
-    return deleted
 
 
 def replay_response(stored: IdempotencyKey) -> HttpResponse:
@@ -228,7 +163,7 @@ class IdempotencyMixin:
         try:
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                 response.render()
-            idempotency_key_complete(claim=claim, response=response)
+            _complete(claim, response)
         except BaseException:
             idempotency_key_release(claim=claim)
             raise

@@ -16,8 +16,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts import services
-from accounts.api.permissions import HasApiKey, ProviderWideKey, WriteScopeForUnsafe
-from accounts.api.representations import (
+from accounts.api.threescale.representations import (
     ADDRESS_FIELDS,
     account_json,
     account_xml,
@@ -26,20 +25,20 @@ from accounts.api.representations import (
 )
 from accounts.models import Account
 from accounts.selectors import account_visible_to
-from invoices.api.threescale import schema as s
-from invoices.api.threescale.base import ThreeScaleViewSet
-from invoices.api.threescale.documents import paginate, wants_xml
-from invoices.api.threescale.errors import Unprocessable
-from invoices.api.threescale.params import (
+from billing.api.pagination import page_request
+from billing.api.permissions import HasApiKey, ProviderWideKey, WriteScopeForUnsafe
+from billing.api.threescale import schema as s
+from billing.api.threescale.base import ThreeScaleViewSet
+from billing.api.threescale.errors import Unprocessable
+from billing.api.threescale.params import (
     decimal,
     list_values,
-    page_request,
     param,
     path_id,
     text,
 )
-from invoices.api.threescale.renderers import Document
-from invoices.api.threescale.representations import Links
+from billing.api.threescale.renderers import Document, wants_xml
+from billing.api.threescale.representations import Links, paginate
 
 DEFAULT_PER_PAGE = 500
 MAX_PER_PAGE = 500

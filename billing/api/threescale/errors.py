@@ -1,4 +1,4 @@
-"""3scale's error answers (3scale-wire.md section 5), in JSON and XML.
+"""3scale's error answers, in JSON and XML.
 
 | situation                          | status | JSON                        | XML                          |
 | no, bad, revoked or expired key     | 403    | {"error":"Access denied"}   | <error>Access denied</error> |
@@ -7,24 +7,24 @@
 | validation, transition, charge      | 422    | {"errors":{"field":[msg]}}  | <errors><error>Full msg</error></errors> |
 | missing required parameter          | 400    | text/plain                                                 |
 | unknown format                      | 406    | empty body                                                 |
+
+A view lists the domain errors it answers with 422 in `field_errors` (each
+carries `field` and `message`). A lost database is left to
+`billing.api.errors.DatabaseUnavailableMiddleware`, which answers 503 in this
+format.
 """
 
 from __future__ import annotations
 
-import logging
-
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from invoices.api.threescale.renderers import Document, PlainText
-from invoices.api.threescale.xml import Element
-from invoices.exceptions import InvoiceError
-
-logger = logging.getLogger(__name__)
+from billing.api.threescale.renderers import Document, PlainText
+from billing.api.threescale.xml import Element
 
 ACCESS_DENIED = "Access denied"
 
@@ -105,7 +105,8 @@ def threescale_exception_handler(exc: Exception, context: dict) -> Response | No
         )
     if isinstance(exc, Unprocessable):
         return Response(errors_document(exc.errors), status=exc.status_code)
-    if isinstance(exc, InvoiceError):
+    view = context.get("view")
+    if isinstance(exc, getattr(view, "field_errors", ())):
         return Response(errors_document({exc.field: [exc.message]}), status=422)
     if isinstance(exc, DjangoValidationError):
         return Response(errors_document(_validation_errors(exc)), status=422)
@@ -121,17 +122,11 @@ def threescale_exception_handler(exc: Exception, context: dict) -> Response | No
         return Response(not_found_document(), status=404)
     if isinstance(exc, exceptions.NotAcceptable):
         return Response(Document(), status=406)
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("database unavailable: %s", exc)
-        headers["Retry-After"] = "5"
-        return Response(
-            error_document("Service temporarily unavailable"), status=503, headers=headers
-        )
     if isinstance(exc, DatabaseError):
-        return None
+        return None  # a lost database: DatabaseUnavailableMiddleware answers 503
     if isinstance(exc, exceptions.APIException):
         if isinstance(exc, exceptions.MethodNotAllowed):
-            allowed = context.get("view").allowed_methods if context.get("view") else []
+            allowed = view.allowed_methods if view else []
             headers["Allow"] = ", ".join(allowed)
         wait = getattr(exc, "wait", None)
         if wait:

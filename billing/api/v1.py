@@ -13,10 +13,11 @@ from typing import Any
 
 from rest_framework.exceptions import UnsupportedMediaType
 
-from accounts.api.authentication import BearerKeyAuthentication
-from accounts.api.permissions import HasApiKey, WriteScopeForUnsafe
-from billing.lib.api_errors import v1_exception_handler
-from billing.lib.json_codec import DecimalJSONParser, DecimalJSONRenderer
+from billing.api.authentication import BearerKeyAuthentication
+from billing.api.errors import v1_exception_handler
+from billing.api.parsers import DecimalJSONParser
+from billing.api.permissions import HasApiKey, WriteScopeForUnsafe
+from billing.api.renderers import DecimalJSONRenderer
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
