@@ -1,4 +1,5 @@
-"""Strict serializer fields for JSON APIs: a number is a number, a date a real date.
+"""Strict serializer fields for /v1, built on `billing.api.parsing`: a number is a number,
+a date a real date.
 
 The REST framework's own fields are lenient in ways that hide client bugs
 (`true` is not a valid integer here, `"2026-02-30"` is not a date, a money
@@ -16,9 +17,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.lib.money import parse_decimal
+from billing.api import parsing
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 MIN_DATE = dt.date(2000, 1, 1)
 MAX_DATE = dt.date(2999, 12, 31)
 
@@ -78,9 +79,9 @@ class DecimalNumberField(serializers.Field):
         if not isinstance(data, (int, str, Decimal)) or isinstance(data, bool):
             self.fail("invalid")
         try:
-            value = parse_decimal(data)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+            value = parsing.parse_decimal(data)
+        except parsing.Invalid as exc:
+            raise serializers.ValidationError(exc.message) from None
         if self.min_value is not None:
             if self.min_exclusive and value <= self.min_value:
                 self.fail("min_value_exclusive", min_value=self.min_value)
@@ -118,8 +119,8 @@ class StrictDateField(serializers.Field):
         if not isinstance(data, str) or not _DATE_RE.match(data):
             self.fail("invalid")
         try:
-            value = dt.date.fromisoformat(data)
-        except ValueError:
+            value = parsing.parse_date(data)
+        except parsing.Invalid:
             self.fail("impossible", value=data)
         if not MIN_DATE <= value <= MAX_DATE:
             self.fail("range", min=MIN_DATE.isoformat(), max=MAX_DATE.isoformat())

@@ -22,6 +22,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from billing.api import parsing
 from billing.api.errors import ApiError
 from billing.lib.counting import list_total
 
@@ -74,14 +75,11 @@ def page_request(query, *, default_per_page: int, max_per_page: int) -> PageRequ
 
 
 def _int_or_none(value: str | None) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not value or len(value) > 20:
+    if value is None or len(value.strip()) > 20:
         return None
     try:
-        return int(value)
-    except ValueError:
+        return parsing.parse_int(value)
+    except parsing.Invalid:
         return None
 
 
@@ -91,10 +89,10 @@ def _positive_int(request, name: str, default: int, maximum: int) -> int:
         return default
     message = f"must be an integer from 1 to {maximum}"
     try:
-        value = int(raw)
-    except ValueError:
+        value = parsing.parse_int(raw, minimum=1, maximum=maximum)
+    except parsing.Invalid:
         value = 0
-    if not 1 <= value <= maximum or not raw.strip().isdigit():
+    if not value or not raw.strip().isdigit():
         raise ApiError(
             f"Invalid query parameter {name}: {message}.",
             code="validation_error",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
@@ -17,6 +16,7 @@ from rest_framework.viewsets import ViewSet
 
 import billing.api.openapi  # noqa: F401  (documents the authentication)
 from billing.api.authentication import ThreeScaleKeyAuthentication
+from billing.api.body import BodyError, read_json
 from billing.api.permissions import HasApiKey, WriteScopeForUnsafe, request_api_key
 from billing.api.threescale.errors import threescale_exception_handler
 from billing.api.threescale.parsers import SafeXMLParser, TextXMLParser, ThreeScaleJSONParser
@@ -51,8 +51,10 @@ class ThreeScaleRequestAuthentication(ThreeScaleKeyAuthentication):
         if not 0 < length <= MAX_CREDENTIAL_BODY_BYTES:
             return None
         try:
-            data = json.loads(request._request.body)
-        except (RawPostDataException, RequestDataTooBig, ValueError, UnicodeDecodeError):
+            # The one body reader: bounded depth, so `[[[[...` is no credential
+            # (and the parser's 400 after the key check), never a RecursionError.
+            data = read_json(request._request.body, check_text=False)
+        except (RawPostDataException, RequestDataTooBig, BodyError):
             return None
         if not isinstance(data, dict):
             return None

@@ -9,17 +9,14 @@ query values. Anything not asked for is ignored, as Rails' strong parameters do.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal
 from typing import Any
 
 from django.http import QueryDict
 
+from billing.api import parsing
 from billing.api.threescale.errors import Unprocessable
-from billing.lib.money import parse_decimal
 
-MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-MAX_ID = 2**63 - 1
 _MISSING = object()
 
 
@@ -52,63 +49,55 @@ def param(request, name: str, *, wrapper: str | None = None, body: bool = True) 
 
 
 def text(value: Any, field: str) -> str | None:
-    """A scalar as text; None stays None. Objects and lists are not text."""
+    """A scalar as text; None stays None. Objects and lists are not text, and
+    text PostgreSQL cannot store (a NUL character, a lone surrogate) is refused."""
     if value is None:
         return None
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise Unprocessable.on(field, "is invalid")
-    value = str(value)
-    if "\x00" in value:
-        # PostgreSQL cannot store a NUL character in text: refuse it here, not with a 500.
-        raise Unprocessable.on(field, "contains a NUL character")
-    return value
+    try:
+        return parsing.clean_text(str(value))
+    except parsing.Invalid as exc:
+        raise Unprocessable.on(field, exc.message) from None
 
 
 def decimal(value: Any, field: str) -> Decimal:
-    if isinstance(value, str):
-        value = value.strip()
     try:
-        return parse_decimal(value)
-    except ValueError:
+        return parsing.parse_decimal(value)
+    except parsing.Invalid:
         raise Unprocessable.on(field, "is not a number") from None
 
 
 def optional_id(value: Any, field: str) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise Unprocessable.on(field, "is not a number")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        number = int(value.strip())
-    else:
-        raise Unprocessable.on(field, "is not a number")
-    if not 0 < number <= MAX_ID:
-        raise Unprocessable.on(field, "is out of range")
-    return number
+    try:
+        parsing.parse_int(value)
+    except parsing.Invalid:
+        raise Unprocessable.on(field, "is not a number") from None
+    try:
+        return parsing.parse_id(value)
+    except parsing.Invalid:
+        raise Unprocessable.on(field, "is out of range") from None
 
 
 def parse_month(value: Any) -> dt.date | None:
     """`YYYY-MM` as the first day of that month; None when it is not one."""
-    if not isinstance(value, str):
+    try:
+        return parsing.parse_month(value)
+    except parsing.Invalid:
         return None
-    match = MONTH_RE.match(value.strip())
-    if match is None:
-        return None
-    year, month = int(match.group(1)), int(match.group(2))
-    if year < 1 or not 1 <= month <= 12:
-        return None
-    return dt.date(year, month, 1)
 
 
 def path_id(raw: Any) -> int | None:
     """A path id as an int; None for anything that cannot be a row id (the caller 404s)."""
     raw = str(raw)
-    if not raw.isascii() or not raw.isdigit():
+    if raw != raw.strip():
         return None
-    number = int(raw)
-    return number if 0 < number <= MAX_ID else None
+    try:
+        return parsing.parse_id(raw) if raw.isdigit() else None
+    except parsing.Invalid:
+        return None
 
 
 def list_values(query: QueryDict, name: str) -> list[str]:

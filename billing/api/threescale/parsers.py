@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from defusedxml import ElementTree as SafeElementTree
@@ -19,6 +20,15 @@ class ThreeScaleJSONParser(DecimalJSONParser):
 
     require_object = True
     allow_constants = False
+
+    def text_errors(self, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+        # 3scale names a parameter by itself: `name`, whether sent bare or
+        # wrapped as {"line_item": {"name": ...}}.
+        named: dict[str, list[str]] = {}
+        for path, messages in errors.items():
+            leaf = re.sub(r"\[\d+\]$", "", path).rsplit(".", 1)[-1] or "base"
+            named.setdefault(leaf, []).extend(messages)
+        return named
 
 
 class SafeXMLParser(BaseParser):

@@ -25,6 +25,7 @@ from billing.api.threescale.values import (
     ruby_time,
 )
 from billing.api.threescale.xml import Element, container
+from invoices.gateways import gateway_response_public
 from invoices.models import Invoice, LineItem, PaymentTransaction
 
 # Our line types and 3scale's: the STI class name, and the JSON wrapper it implies.
@@ -334,6 +335,8 @@ def _safe_tag(key: Any) -> str:
 
 def payment_transaction_xml(payment: PaymentTransaction) -> Element:
     response = payment.gateway_response if isinstance(payment.gateway_response, dict) else {}
+    # Rows stored before secrets were stripped on the way in are stripped on the way out.
+    response = gateway_response_public(response)
     return Element(
         "payment_transaction",
         children=[
