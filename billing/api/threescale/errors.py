@@ -107,7 +107,8 @@ def threescale_exception_handler(exc: Exception, context: dict) -> Response | No
         return Response(errors_document(exc.errors), status=exc.status_code)
     view = context.get("view")
     if isinstance(exc, getattr(view, "field_errors", ())):
-        return Response(errors_document({exc.field: [exc.message]}), status=422)
+        field, message = getattr(exc, "field", "base"), getattr(exc, "message", str(exc))
+        return Response(errors_document({field: [message]}), status=422)
     if isinstance(exc, DjangoValidationError):
         return Response(errors_document(_validation_errors(exc)), status=422)
     if isinstance(exc, exceptions.ValidationError):

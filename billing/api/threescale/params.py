@@ -71,6 +71,8 @@ def decimal(value: Any, field: str) -> Decimal:
 def optional_id(value: Any, field: str) -> int | None:
     if value is None or value == "":
         return None
+    if not isinstance(value, (int, str)):
+        raise Unprocessable.on(field, "is not a number")
     try:
         parsing.parse_int(value)
     except parsing.Invalid:
