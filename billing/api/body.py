@@ -72,27 +72,19 @@ def _read_json(raw: bytes | str, *, allow_constants: bool) -> Any:
     try:
         if allow_constants:
             return json_codec.loads(text)
-        return _loads_without_constants(text)
+        return json_codec.loads(text, parse_constant=_refuse_constant)
     except json_codec.JSONTooDeep:
         raise BodyError(
             f"Malformed JSON request body: nested deeper than {json_codec.MAX_DEPTH} levels."
         ) from None
     except BodyError:
         raise
-    except ValueError as exc:
-        raise BodyError(f"Malformed JSON request body: {exc}") from None
-
-
-def _loads_without_constants(text: str) -> Any:
-    from decimal import Decimal
-
-    try:
-        data = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise json_codec.JSONTooDeep() from None
-    if json_codec.depth_exceeds(data, json_codec.MAX_DEPTH):
-        raise json_codec.JSONTooDeep()
-    return data
+    except json.JSONDecodeError as exc:
+        raise BodyError(
+            f"Malformed JSON request body: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from None
+    except ValueError:
+        raise BodyError("Malformed JSON request body.") from None
 
 
 class RequestBodyLimitMiddleware:

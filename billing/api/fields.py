@@ -30,9 +30,11 @@ class StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, (int, Decimal)):
             self.fail("invalid")
-        if isinstance(data, Decimal) and (not data.is_finite() or data != data.to_integral_value()):
+        try:
+            number = parsing.parse_int(data)
+        except parsing.Invalid:
             self.fail("invalid")
-        return super().to_internal_value(int(data))
+        return super().to_internal_value(number)
 
 
 class StrictBooleanField(serializers.BooleanField):

@@ -150,10 +150,30 @@ def _decimal_constant(name: str) -> Decimal:
     return Decimal(name)
 
 
-def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """A JSON document, fractions as Decimal; ValueError (JSONTooDeep) when too deep."""
+# Python refuses to convert integers of more than 4,300 digits from text (with a
+# message about sys.set_int_max_str_digits); long ones are read as Decimal instead,
+# exactly, and the fields that take them refuse them by their own bounds.
+_LONG_INTEGER_DIGITS = 64
+
+
+def _integer(text: str) -> int | Decimal:
+    return int(text) if len(text) <= _LONG_INTEGER_DIGITS else Decimal(text)
+
+
+def loads(
+    text: str | bytes,
+    *,
+    max_depth: int = MAX_DEPTH,
+    parse_constant: Callable[[str], Any] = _decimal_constant,
+) -> Any:
+    """A JSON document, fractions as Decimal; ValueError (JSONTooDeep) when too deep.
+
+    `parse_constant` turns NaN, Infinity and -Infinity into a value, or raises.
+    """
     try:
-        data = json.loads(text, parse_float=Decimal, parse_constant=_decimal_constant)
+        data = json.loads(
+            text, parse_float=Decimal, parse_int=_integer, parse_constant=parse_constant
+        )
     except RecursionError:
         raise JSONTooDeep(f"nested deeper than {max_depth} levels") from None
     if depth_exceeds(data, max_depth):
