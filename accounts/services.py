@@ -5,13 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Account, ApiKey
+from accounts.models import Account, ApiKey, IdempotencyKey
 
 KEY_PREFIX_BYTES = 4  # 8 hex characters, public, used for lookup
 KEY_SECRET_BYTES = 32
+# How long a stored /v1 response is replayed for the same Idempotency-Key.
+IDEMPOTENCY_KEY_TTL = dt.timedelta(hours=24)
+# A claim still "in flight" after this long belongs to a process that died
+# mid-request (no request here runs for minutes); a retry may take it over
+# instead of being refused until the claim expires a day later.
+IDEMPOTENCY_KEY_ABANDONED_AFTER = dt.timedelta(minutes=10)
 
 
 @transaction.atomic
@@ -90,3 +96,85 @@ def api_key_touch(*, api_key: ApiKey, now: dt.datetime | None = None) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+# --- idempotency keys of /v1 POSTs (billing.api.idempotency) --------------------
+
+
+def idempotency_key_claim(
+    *, api_key: ApiKey, key: str, method: str, path: str, request_hash: str, now: dt.datetime
+) -> tuple[IdempotencyKey | None, IdempotencyKey | None]:
+    """Claim `key` for this request: (claim, None), or (None, the existing row).
+
+    The INSERT is committed before this returns (unless the caller is itself
+    inside a transaction, as tests are), so a concurrent duplicate sees it.
+    """
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                claim = IdempotencyKey.objects.create(
+                    api_key=api_key,
+                    key=key,
+                    request_method=method,
+                    request_path=path[:2048],
+                    request_hash=request_hash,
+                    status=IdempotencyKey.Status.IN_FLIGHT,
+                    expires_at=now + IDEMPOTENCY_KEY_TTL,
+                    created_at=now,
+                    updated_at=now,
+                )
+            return claim, None
+        except IntegrityError:
+            pass
+        existing = IdempotencyKey.objects.filter(api_key=api_key, key=key).first()
+        if existing is None:
+            continue  # deleted (released or pruned) between our INSERT and SELECT
+        if existing.expires_at <= now:
+            # An expired key is free again; the conditional delete lets only one
+            # of several concurrent retries remove it.
+            IdempotencyKey.objects.filter(pk=existing.pk, expires_at__lte=now).delete()
+            continue
+        if (
+            existing.status == IdempotencyKey.Status.IN_FLIGHT
+            and existing.request_hash == request_hash
+            and existing.updated_at <= now - IDEMPOTENCY_KEY_ABANDONED_AFTER
+        ):
+            taken = IdempotencyKey.objects.filter(
+                pk=existing.pk,
+                status=IdempotencyKey.Status.IN_FLIGHT,
+                updated_at=existing.updated_at,
+            ).update(updated_at=now, expires_at=now + IDEMPOTENCY_KEY_TTL)
+            if taken == 1:
+                existing.updated_at = now
+                return existing, None
+            existing.refresh_from_db()
+        return None, existing
+    # Two rounds of losing races against deletes: treat it as in flight.
+    return None, IdempotencyKey(status=IdempotencyKey.Status.IN_FLIGHT, request_hash=request_hash)
+
+
+def idempotency_key_complete(
+    *, claim: IdempotencyKey, status: int, headers: dict[str, str], body: bytes, now: dt.datetime
+) -> None:
+    """Store the response of a claimed request, for replays during the next TTL."""
+    IdempotencyKey.objects.filter(pk=claim.pk).update(
+        status=IdempotencyKey.Status.COMPLETED,
+        response_status=status,
+        response_headers=headers,
+        response_body=body,
+        expires_at=now + IDEMPOTENCY_KEY_TTL,
+        updated_at=now,
+    )
+
+
+def idempotency_key_release(*, claim: IdempotencyKey) -> None:
+    IdempotencyKey.objects.filter(pk=claim.pk, status=IdempotencyKey.Status.IN_FLIGHT).delete()
+
+
+def idempotency_keys_prune(*, now: dt.datetime | None = None, dry_run: bool = False) -> int:
+    """Delete stored responses older than their 24 hours; returns how many."""
+    expired = IdempotencyKey.objects.filter(expires_at__lte=now or timezone.now())
+    if dry_run:
+        return expired.count()
+    deleted, _ = expired.delete()
+    return deleted

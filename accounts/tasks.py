@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from billing.lib.idempotency import idempotency_keys_prune as prune
+from accounts.services import idempotency_keys_prune as prune
 
 
 @shared_task(name="accounts.idempotency_keys_prune", acks_late=True)

@@ -49,12 +49,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Outermost after security: API paths get errors in their own format, and a
-    # lost database is a 503, whichever layer below notices it.
-    "billing.lib.api_error_pages.ApiErrorPageMiddleware",
-    "billing.lib.db_errors.DatabaseUnavailableMiddleware",
+    # A lost database is a 503, whichever layer below notices it (billing.urls'
+    # error handlers answer the rest in each API's own format).
+    "billing.api.errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "billing.lib.request_limits.RequestBodyLimitMiddleware",
+    "billing.api.body.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -7,11 +7,18 @@ from billing.views import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("admin/api/", include("accounts.api.urls_3scale")),
+    path("admin/api/", include("accounts.api.threescale.urls")),
     path("admin/", admin.site.urls),
     path("staff/", include("invoices.staff.urls")),
     path("api/", include("billing.urls_docs")),
-    path("api/", include("invoices.api.urls_3scale")),
-    path("v1/", include("invoices.api.urls_v1")),
-    path("v1/", include("usage.api.urls")),
+    path("api/", include("invoices.api.threescale.urls")),
+    path("v1/", include("invoices.api.v1.urls")),
+    path("v1/", include("usage.api.v1.urls")),
 ]
+
+# Errors Django answers itself (no route, refused host, crash): in the API's
+# format on the API paths, Django's pages elsewhere.
+handler400 = "billing.api.errors.bad_request"
+handler403 = "billing.api.errors.permission_denied"
+handler404 = "billing.api.errors.page_not_found"
+handler500 = "billing.api.errors.server_error"

@@ -8,7 +8,7 @@ template replaces its head.
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-import billing.lib.openapi  # noqa: F401  (registers the authentication schemes)
+import billing.api.openapi  # noqa: F401  (registers the authentication schemes)
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -14,6 +14,37 @@ if TYPE_CHECKING:
     from accounts.models import Account
 
 
+# Keys of a gateway's answer that carry payment-method secrets (matched without
+# case; a key containing one of the words counts too).
+SECRET_KEY_WORDS = ("token", "secret", "password", "cvv", "cvc", "card_number", "iban")
+SECRET_KEYS = frozenset({"pan", "card", "account_number", "routing_number"})
+
+
+def _is_secret_key(key: object) -> bool:
+    name = str(key).lower()
+    return name in SECRET_KEYS or any(word in name for word in SECRET_KEY_WORDS)
+
+
+def gateway_response_public(response: object, *, secrets_: tuple[str, ...] = ()) -> object:
+    """A gateway's answer without payment-method secrets, safe to store and to show.
+
+    Drops every key that names a secret (`token`, `card_token`, `cvc`, ...) at
+    any depth, and blanks any value equal to one of `secrets_` (the account's
+    card token, say) wherever it appears.
+    """
+    if isinstance(response, dict):
+        return {
+            key: gateway_response_public(value, secrets_=secrets_)
+            for key, value in response.items()
+            if not _is_secret_key(key)
+        }
+    if isinstance(response, list):
+        return [gateway_response_public(value, secrets_=secrets_) for value in response]
+    if isinstance(response, str) and any(secret and secret in response for secret in secrets_):
+        return "[REDACTED]"
+    return response
+
+
 @dataclass(frozen=True)
 class GatewayResult:
     success: bool
@@ -25,6 +56,10 @@ class GatewayResult:
     card_exp_month: int | None = None
     card_exp_year: int | None = None
     response: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # What a gateway answers is stored and shown: never with a card's secrets.
+        object.__setattr__(self, "response", gateway_response_public(self.response))
 
 
 class PaymentGateway(Protocol):

@@ -1,89 +1,147 @@
-"""JSON for the /v1 API with Decimal money: parsed without float, rendered as number literals.
+"""JSON with Decimal money: read without float, written as exact number literals.
 
 The standard library can read numbers as Decimal (`parse_float=Decimal`) but
 can only write a Decimal as a string or through float, which turns 0.1 + 0.2
-into 0.30000000000000004. `dumps` below writes a Decimal as the JSON number
-literal of its exact value (`110.00`), so money leaves the API exactly as it
-is stored.
+into 0.30000000000000004. `dumps` below is the one JSON writer of both APIs:
+it writes a Decimal as the JSON number literal of its exact value (`110.00`),
+and a `JsonNumber` verbatim, so money leaves the API exactly as it is stored.
+
+Each API chooses its dialect: how a Decimal is spelt (`decimal`, /v1 keeps
+its places, 3scale normalizes them) and how other values (dates, times...)
+become JSON (`default`).
+
+`loads` reads a document with every fraction as Decimal and refuses one
+nested deeper than `MAX_DEPTH`, so a hostile `[[[[...` is a clean error
+instead of a RecursionError.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
-from rest_framework.renderers import JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder as DRFEncoder
+
+# Deeper than any document either API takes (an invoice with lines is 3 levels).
+MAX_DEPTH = 32
 
 _fallback = DRFEncoder()
 
 
+class JsonNumber:
+    """A number written verbatim into JSON (the digits of a Decimal)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsonNumber) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def decimal_literal(value: Decimal) -> str:
+    """Fixed-point notation: never an exponent ("1E+2"), never float rounding."""
     if not value.is_finite():
         raise ValueError(f"{value} cannot be written as a JSON number")
-    # Fixed-point notation: never an exponent ("1E+2"), never float rounding.
     text = format(value, "f")
     return "0" if text in ("-0", "") else text
 
 
-def _encode(value: Any) -> Iterator[str]:
-    if value is None:
-        yield "null"
-    elif value is True:
-        yield "true"
-    elif value is False:
-        yield "false"
-    elif isinstance(value, str):
-        yield json.dumps(str(value), ensure_ascii=False)
-    elif isinstance(value, Decimal):
-        yield decimal_literal(value)
-    elif isinstance(value, int):
-        yield int.__repr__(value)
-    elif isinstance(value, float):
-        yield json.dumps(value, allow_nan=False)
-    elif isinstance(value, dict):
-        yield "{"
-        for index, (key, item) in enumerate(value.items()):
-            if index:
-                yield ","
-            yield json.dumps(str(key), ensure_ascii=False)
-            yield ":"
-            yield from _encode(item)
-        yield "}"
-    elif isinstance(value, (list, tuple)):
-        yield "["
-        for index, item in enumerate(value):
-            if index:
-                yield ","
-            yield from _encode(item)
-        yield "]"
-    else:
-        # Dates, UUIDs, lazy translations, querysets...: DRF's own conversions.
-        yield from _encode(_fallback.default(value))
+def drf_default(value: Any) -> Any:
+    """Dates, UUIDs, lazy translations, querysets...: the REST framework's conversions."""
+    return _fallback.default(value)
 
 
-def dumps(value: Any) -> str:
-    """orjson writes the document, each Decimal inserted as its exact digits;
-    whatever orjson refuses (a non-text key, an integer beyond 64 bits, ...)
-    goes through the plain writer, which gives the same bytes or the same error."""
+def dumps(
+    value: Any,
+    *,
+    decimal: Callable[[Decimal], str] = decimal_literal,
+    default: Callable[[Any], Any] = drf_default,
+) -> str:
+    """Compact JSON, key order kept, numbers exact.
+
+    orjson writes the document, each Decimal and JsonNumber inserted as its
+    own digits; whatever orjson refuses (a non-text key, an integer beyond 64
+    bits, a lone surrogate, ...) goes to the plain writer, which gives the same
+    bytes or the same error.
+    """
+
+    def orjson_default(item: Any) -> Any:
+        if isinstance(item, JsonNumber):
+            return orjson.Fragment(item.text)
+        if isinstance(item, Decimal):
+            return orjson.Fragment(decimal(item))
+        return default(item)
+
     try:
         return orjson.dumps(
-            value, default=_orjson_default, option=orjson.OPT_PASSTHROUGH_DATETIME
+            value, default=orjson_default, option=orjson.OPT_PASSTHROUGH_DATETIME
         ).decode()
     except orjson.JSONEncodeError:
-        return "".join(_encode(value))
+        return plain_dumps(value, decimal=decimal, default=default)
 
 
-def _orjson_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(decimal_literal(value))
-    # Dates, UUIDs, lazy translations...: DRF's own conversions, as the plain writer does.
-    return _fallback.default(value)
+def plain_dumps(
+    value: Any,
+    *,
+    decimal: Callable[[Decimal], str] = decimal_literal,
+    default: Callable[[Any], Any] = drf_default,
+) -> str:
+    """The same document as `dumps`, written in Python (the reference for its output)."""
+    out: list[str] = []
+    _write(value, out, decimal, default)
+    return "".join(out)
+
+
+def _write(value: Any, out: list[str], decimal, default) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, JsonNumber):
+        out.append(value.text)
+    elif isinstance(value, Decimal):
+        out.append(decimal(value))
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(json.dumps(value, allow_nan=False))
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, dict):
+        out.append("{")
+        for index, (key, item) in enumerate(value.items()):
+            if index:
+                out.append(",")
+            out.append(json.dumps(str(key), ensure_ascii=False))
+            out.append(":")
+            _write(item, out, decimal, default)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _write(item, out, decimal, default)
+        out.append("]")
+    else:
+        _write(default(value), out, decimal, default)
+
+
+class JSONTooDeep(ValueError):
+    """The document nests arrays and objects deeper than MAX_DEPTH."""
 
 
 def _decimal_constant(name: str) -> Decimal:
@@ -92,37 +150,49 @@ def _decimal_constant(name: str) -> Decimal:
     return Decimal(name)
 
 
-def loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_float=Decimal, parse_constant=_decimal_constant)
+# Python refuses to convert integers of more than 4,300 digits from text (with a
+# message about sys.set_int_max_str_digits); long ones are read as Decimal instead,
+# exactly, and the fields that take them refuse them by their own bounds.
+_LONG_INTEGER_DIGITS = 64
 
 
-class DecimalJSONRenderer(JSONRenderer):
-    """application/json; Decimal values are written as exact number literals."""
-
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        if data is None:
-            return b""
-        return dumps(data).encode("utf-8")
+def _integer(text: str) -> int | Decimal:
+    return int(text) if len(text) <= _LONG_INTEGER_DIGITS else Decimal(text)
 
 
-class DecimalJSONParser(JSONParser):
-    """application/json; numbers with a fraction or exponent are read as Decimal, never float."""
+def loads(
+    text: str | bytes,
+    *,
+    max_depth: int = MAX_DEPTH,
+    parse_constant: Callable[[str], Any] = _decimal_constant,
+) -> Any:
+    """A JSON document, fractions as Decimal; ValueError (JSONTooDeep) when too deep.
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        parser_context = parser_context or {}
-        encoding = parser_context.get("encoding", "utf-8")
-        try:
-            raw = stream.read() if stream is not None else b""
-            text = raw.decode(encoding)
-        except UnicodeDecodeError:
-            raise ParseError(f"The request body is not valid {encoding}.") from None
-        if not text.strip():
-            return {}
-        try:
-            return loads(text)
-        except RecursionError:
-            raise ParseError("Malformed JSON: nested too deeply.") from None
-        except ValueError as exc:
-            raise ParseError(f"Malformed JSON: {exc}") from None
+    `parse_constant` turns NaN, Infinity and -Infinity into a value, or raises.
+    """
+    try:
+        data = json.loads(
+            text, parse_float=Decimal, parse_int=_integer, parse_constant=parse_constant
+        )
+    except RecursionError:
+        raise JSONTooDeep(f"nested deeper than {max_depth} levels") from None
+    if depth_exceeds(data, max_depth):
+        raise JSONTooDeep(f"nested deeper than {max_depth} levels")
+    return data
+
+
+def depth_exceeds(data: Any, max_depth: int) -> bool:
+    """Whether arrays and objects nest deeper than `max_depth` (checked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False

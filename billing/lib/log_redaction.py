@@ -6,6 +6,7 @@ a log file is a leaked key, so the filter here rewrites each record before
 any handler formats it:
 
 - `access_token=` / `provider_key=` values (query strings, form bodies),
+  whatever percent-encoding spells the name (`access%5Ftoken`, `%61ccess_token`),
 - `Authorization: Bearer|Basic ...` credentials,
 - anything shaped like one of our keys (`bk_<prefix>_<secret>`): the public
   prefix is kept, so a log line still says which key was used.
@@ -20,13 +21,17 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 REDACTED = "[REDACTED]"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # key=value in a query string or form body, also percent-encoded once.
     (
-        re.compile(r"(?i)\b((?:access_token|provider_key)(?:=|%3D))[^&\s\"'#;,]+"),
+        re.compile(
+            r"(?i)(?:(?<![a-z0-9])|(?<=%[0-9a-f]{2}))((?:access_token|provider_key)(?:=|%3D))"
+            r"[^&\s\"'#;,]+"
+        ),
         rf"\1{REDACTED}",
     ),
     # "access_token": "..." in a JSON body that ends up in a message.
@@ -36,14 +41,39 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
     # Our own key format, wherever it appears: keep the public prefix only.
-    (re.compile(r"\b(bk_[0-9a-f]{8}_)[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
+    (re.compile(r"(bk_[0-9a-f]{8}_)[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
 ]
+
+
+_SECRET_NAMES = frozenset({"access_token", "provider_key"})
+# Any name=value pair: the name is compared after percent-decoding, because the
+# query parser decodes names too (`access%5Ftoken` and `%61ccess_token` are
+# `access_token`, and authenticate as such).
+_PAIR_RE = re.compile(r"(?P<name>[A-Za-z0-9_.~+%\[\]-]+)(?P<sep>=|%3[dD])(?P<value>[^&\s\"'#;,]+)")
+# One of our keys with its underscores percent-encoded (`bk%5F...%5F...`).
+_ENCODED_KEY_RE = re.compile(r"(?i)(bk(?:_|%5f)[0-9a-f]{8}(?:_|%5f))[A-Za-z0-9_%-]+")
+
+
+def _decoded_name(name: str) -> str:
+    for _ in range(3):  # a name encoded twice is still the name
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.strip().lower()
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    if _decoded_name(match.group("name")) in _SECRET_NAMES:
+        return f"{match.group('name')}{match.group('sep')}{REDACTED}"
+    return match.group(0)
 
 
 def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    text = _PAIR_RE.sub(_redact_pair, text)
+    return _ENCODED_KEY_RE.sub(rf"\1{REDACTED}", text)
 
 
 def _redact_value(value: object) -> object:

@@ -74,7 +74,7 @@ def test_production_settings_are_locked_down():
     assert values["ssl_redirect"] is True
     # No browsable API: JSON only (the 3scale views bring their own XML renderer).
     assert values["renderers"] == ["rest_framework.renderers.JSONRenderer"]
-    assert "billing.lib.db_errors.DatabaseUnavailableMiddleware" in values["middleware"]
+    assert "billing.api.errors.DatabaseUnavailableMiddleware" in values["middleware"]
 
 
 def test_no_browsable_api_even_when_a_browser_asks(owner):
@@ -367,7 +367,7 @@ def database_down(monkeypatch):
     def unreachable(*args, **kwargs):
         raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
 
-    monkeypatch.setattr("accounts.api.authentication.api_key_get_by_secret", unreachable)
+    monkeypatch.setattr("billing.api.authentication.api_key_get_by_secret", unreachable)
 
 
 def test_v1_answers_503_in_its_format_when_the_database_is_down(owner, database_down):
@@ -445,7 +445,7 @@ def test_a_crash_in_an_api_view_is_a_json_500_without_details(owner, monkeypatch
     def crash(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("accounts.api.authentication.api_key_get_by_secret", crash)
+    monkeypatch.setattr("billing.api.authentication.api_key_get_by_secret", crash)
     response = Client(raise_request_exception=False).get(
         "/v1/invoices", HTTP_AUTHORIZATION=f"Bearer {owner.secret}"
     )

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from invoices.api.threescale import documents
+from billing.api import pagination
 from invoices.models import Invoice
 from tests.factories import AccountFactory, make_invoice
 from tests.invoices.threescale_helpers import parse_xml, url
@@ -27,7 +27,7 @@ def test_every_page_holds_the_same_invoices_whichever_way_it_is_fetched(
     client, admin_key, invoices, monkeypatch, deferred_from
 ):
     # given deep pages start at `deferred_from` (0: every page is found by its ids first)
-    monkeypatch.setattr(documents, "DEFERRED_JOIN_OFFSET", deferred_from)
+    monkeypatch.setattr(pagination, "DEFERRED_JOIN_OFFSET", deferred_from)
     expected = [invoice.pk for invoice in invoices]
 
     # when every page of 2 is read, in both formats
@@ -47,7 +47,7 @@ def test_every_page_holds_the_same_invoices_whichever_way_it_is_fetched(
 def test_a_deep_page_reads_ids_from_the_index_then_only_its_rows(
     client, admin_key, invoices, monkeypatch
 ):
-    monkeypatch.setattr(documents, "DEFERRED_JOIN_OFFSET", 2)
+    monkeypatch.setattr(pagination, "DEFERRED_JOIN_OFFSET", 2)
     client.get(url("/api/invoices.json", admin_key[1]))  # the key's last_used_at
 
     with CaptureQueriesContext(connection) as queries:

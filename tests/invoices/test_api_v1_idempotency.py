@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Account, IdempotencyKey
-from billing.lib import idempotency
+from billing.api import idempotency
 from invoices import services
 from invoices.models import Invoice, PaymentTransaction
 from tests.factories import make_api_key, make_invoice

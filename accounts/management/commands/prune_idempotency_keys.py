@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from billing.lib.idempotency import idempotency_keys_prune
+from accounts.services import idempotency_keys_prune
 
 
 class Command(BaseCommand):

@@ -13,46 +13,11 @@ from collections.abc import Iterable
 from django.db.models import Count, QuerySet
 
 from accounts.models import Seller
-from billing.lib.counting import list_total
+from billing.api.pagination import PageRequest
+from billing.api.threescale.renderers import Document, wants_xml
+from billing.api.threescale.representations import paginate
 from invoices.api.threescale import representations as rep
-from invoices.api.threescale.params import PageRequest
-from invoices.api.threescale.renderers import Document
 from invoices.models import Invoice, LineItem, PaymentTransaction
-
-
-def wants_xml(request) -> bool:
-    renderer = getattr(request, "accepted_renderer", None)
-    return getattr(renderer, "format", "xml") == "xml"
-
-
-# From this offset on, a page is found by its ids first (see _page_rows).
-DEFERRED_JOIN_OFFSET = 1000
-
-
-def _page_rows(qs: QuerySet, page: PageRequest) -> list:
-    """The rows of one page, in the queryset's order.
-
-    OFFSET reads and throws away every skipped row. For a deep page the ids
-    alone are found first, from the ordering index without touching the table
-    (an index-only scan), and only the page's rows are then loaded: page 1000
-    of a million invoices costs about 10 ms instead of about 100 ms.
-    """
-    end = page.offset + page.per_page
-    if page.offset < DEFERRED_JOIN_OFFSET:
-        return list(qs[page.offset : end])
-    ids = list(qs.values_list("pk", flat=True)[page.offset : end])
-    by_id = {row.pk: row for row in qs.filter(pk__in=ids)}
-    return [by_id[pk] for pk in ids if pk in by_id]
-
-
-def paginate(qs: QuerySet, page: PageRequest) -> tuple[list, rep.Pagination]:
-    """One page and its pagination; the COUNT is skipped when the page itself tells the total."""
-    rows = _page_rows(qs, page)
-    if 0 < len(rows) < page.per_page or (page.page == 1 and not rows):
-        total = page.offset + len(rows)
-    else:
-        total = list_total(qs)
-    return rows, rep.Pagination(page=page.page, per_page=page.per_page, total_entries=total)
 
 
 def _payment_counts(invoice_ids: Iterable[int]) -> dict[int, int]:

@@ -12,7 +12,8 @@ import re
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from invoices.api.threescale.params import list_values, parse_month
+from billing.api import parsing
+from billing.api.threescale.params import list_values, parse_month
 from invoices.models import Invoice
 
 _NUMBER_RE = re.compile(r"^[0-9*-]{1,20}$")
@@ -32,12 +33,14 @@ def invoice_search(qs: QuerySet[Invoice], query: QueryDict) -> QuerySet[Invoice]
 
     year = (query.get("year") or "").strip()
     if year:
-        qs = qs.filter(period__year=int(year)) if year.isdigit() and len(year) == 4 else qs.none()
+        # Four ASCII digits, 0001..9999 (`²²²²` and `0000` match nothing, and fail nothing).
+        number = _or_none(parsing.parse_year, year) if len(year) == 4 else None
+        qs = qs.none() if number is None else qs.filter(period__year=number)
 
     month_number = (query.get("month_number") or "").strip()
     if month_number:
-        valid = month_number.isdigit() and 1 <= int(month_number) <= 12
-        qs = qs.filter(period__month=int(month_number)) if valid else qs.none()
+        number = _or_none(parsing.parse_month_number, month_number)
+        qs = qs.none() if number is None else qs.filter(period__month=number)
 
     number = (query.get("number") or "").strip()
     if number:
@@ -57,6 +60,13 @@ def invoice_search(qs: QuerySet[Invoice], query: QueryDict) -> QuerySet[Invoice]
         else:
             qs = qs.filter(account__org_name__icontains=buyer_query[:255])
     return qs
+
+
+def _or_none(parse, value: str) -> int | None:
+    try:
+        return parse(value)
+    except parsing.Invalid:
+        return None
 
 
 def newest_first(qs: QuerySet[Invoice]) -> QuerySet[Invoice]:

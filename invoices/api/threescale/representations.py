@@ -10,12 +10,12 @@ items, `payment_transactions_count` and `period` as from/to.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from accounts.models import Seller
-from invoices.api.threescale.values import (
+from billing.api.threescale.representations import Links, Pagination
+from billing.api.threescale.values import (
     iso_date,
     iso_time,
     money,
@@ -24,7 +24,8 @@ from invoices.api.threescale.values import (
     ruby_decimal,
     ruby_time,
 )
-from invoices.api.threescale.xml import Element, container
+from billing.api.threescale.xml import Element, container
+from invoices.gateways import gateway_response_public
 from invoices.models import Invoice, LineItem, PaymentTransaction
 
 # Our line types and 3scale's: the STI class name, and the JSON wrapper it implies.
@@ -34,53 +35,6 @@ LINE_TYPES: dict[str, tuple[str, str]] = {
     LineItem.Type.USAGE: ("LineItem::VariableCost", "variable_cost"),
 }
 TYPES_BY_3SCALE_NAME: dict[str, str] = {name: ours for ours, (name, _) in LINE_TYPES.items()}
-
-
-class Links:
-    """Absolute hrefs on the host (and scheme) the request came in on."""
-
-    def __init__(self, request) -> None:
-        self.base = request.build_absolute_uri("/").rstrip("/")
-
-    def href(self, path: str) -> str:
-        return self.base + path
-
-    def rel(self, rel: str, path: str) -> dict[str, str]:
-        return {"rel": rel, "href": self.href(path)}
-
-
-@dataclass(frozen=True)
-class Pagination:
-    page: int
-    per_page: int
-    total_entries: int
-
-    @property
-    def total_pages(self) -> int:
-        # will_paginate reports one page for an empty collection.
-        if self.total_entries == 0:
-            return 1
-        return -(-self.total_entries // self.per_page)
-
-    @property
-    def has_many_pages(self) -> bool:
-        return self.per_page < self.total_entries
-
-    def json(self) -> dict[str, int]:
-        return {
-            "per_page": self.per_page,
-            "total_entries": self.total_entries,
-            "total_pages": self.total_pages,
-            "current_page": self.page,
-        }
-
-    def xml_attributes(self) -> dict[str, str]:
-        return {
-            "total_pages": str(self.total_pages),
-            "current_page": str(self.page),
-            "per_page": str(self.per_page),
-            "total_entries": str(self.total_entries),
-        }
 
 
 def _text(value: Any) -> str | None:
@@ -381,6 +335,8 @@ def _safe_tag(key: Any) -> str:
 
 def payment_transaction_xml(payment: PaymentTransaction) -> Element:
     response = payment.gateway_response if isinstance(payment.gateway_response, dict) else {}
+    # Rows stored before secrets were stripped on the way in are stripped on the way out.
+    response = gateway_response_public(response)
     return Element(
         "payment_transaction",
         children=[

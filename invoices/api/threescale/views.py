@@ -1,5 +1,5 @@
 """The 3scale Billing API views: each one reads through a selector or writes
-through a service and answers with a Document; base.py does the rest."""
+through a service and answers with a Document; billing.api.threescale.base does the rest."""
 
 from __future__ import annotations
 
@@ -14,9 +14,21 @@ from rest_framework.exceptions import NotAcceptable, NotFound
 from rest_framework.response import Response
 
 from accounts.selectors import account_visible_to
+from billing.api.pagination import page_request
+from billing.api.threescale import schema as shared
+from billing.api.threescale.base import ThreeScaleContentNegotiation, ThreeScaleViewSet
+from billing.api.threescale.errors import MissingParameter, Unprocessable
+from billing.api.threescale.params import (
+    decimal,
+    optional_id,
+    param,
+    parse_month,
+    path_id,
+    text,
+)
+from billing.api.threescale.renderers import Document
 from invoices import services
 from invoices.api.threescale import schema as s
-from invoices.api.threescale.base import ThreeScaleContentNegotiation, ThreeScaleViewSet
 from invoices.api.threescale.documents import (
     invoice_document,
     invoice_page_document,
@@ -24,20 +36,9 @@ from invoices.api.threescale.documents import (
     line_items_document,
     payment_transactions_document,
 )
-from invoices.api.threescale.errors import MissingParameter, Unprocessable
 from invoices.api.threescale.filters import invoice_search, newest_first
-from invoices.api.threescale.params import (
-    decimal,
-    optional_id,
-    page_request,
-    param,
-    parse_month,
-    path_id,
-    text,
-)
-from invoices.api.threescale.renderers import Document
 from invoices.api.threescale.representations import TYPES_BY_3SCALE_NAME
-from invoices.exceptions import InvoiceLocked
+from invoices.exceptions import InvoiceError, InvoiceLocked
 from invoices.models import Invoice
 from invoices.selectors import invoice_visible_for_account, invoice_visible_to
 
@@ -50,6 +51,9 @@ PDF_LINK_SALT = "invoices.api.threescale.pdf-link"
 
 
 class InvoiceLookupMixin:
+    # The invoice domain's errors name their field: 3scale's 422.
+    field_errors = (InvoiceError,)
+
     def get_invoice(self, pk, *, account_id=None) -> Invoice:
         """The invoice if this key may see it (and it belongs to `account_id`), else 404."""
         invoice_id = path_id(pk)
@@ -86,7 +90,7 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     @extend_schema(
         summary="Invoice List",
         parameters=s.LIST_PARAMETERS,
-        responses=s.responses(200, s.ThreeScaleInvoiceListSerializer, errors=(403,)),
+        responses=shared.responses(200, s.ThreeScaleInvoiceListSerializer, errors=(403,)),
     )
     def list(self, request, format=None):
         """Invoices, newest first, filtered by state and month, 20 per page."""
@@ -99,7 +103,9 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     @extend_schema(
         summary="Invoice Create",
         request=s.ThreeScaleInvoiceCreateSerializer,
-        responses=s.responses(201, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(400, 403, 422)),
+        responses=shared.responses(
+            201, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(400, 403, 422)
+        ),
     )
     def create(self, request, format=None):
         """Create an open invoice for an account and month (default: this UTC month)."""
@@ -116,7 +122,7 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
 
     @extend_schema(
         summary="Invoice Read",
-        responses=s.responses(200, s.ThreeScaleInvoiceEnvelopeSerializer),
+        responses=shared.responses(200, s.ThreeScaleInvoiceEnvelopeSerializer),
     )
     def retrieve(self, request, pk=None, format=None):
         """One invoice."""
@@ -125,7 +131,9 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     @extend_schema(
         summary="Invoice Update",
         request=s.ThreeScaleInvoiceUpdateSerializer,
-        responses=s.responses(200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)),
+        responses=shared.responses(
+            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)
+        ),
     )
     def update(self, request, pk=None, format=None):
         """Change `period` and/or `friendly_id`; every other key is ignored."""
@@ -145,7 +153,9 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     @extend_schema(
         summary="Invoice Update (PATCH)",
         request=s.ThreeScaleInvoiceUpdateSerializer,
-        responses=s.responses(200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)),
+        responses=shared.responses(
+            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)
+        ),
     )
     def partial_update(self, request, pk=None, format=None):
         """Same as PUT."""
@@ -154,7 +164,9 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     @extend_schema(
         summary="Invoice Update state",
         request=s.ThreeScaleInvoiceStateSerializer,
-        responses=s.responses(200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)),
+        responses=shared.responses(
+            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)
+        ),
     )
     def state(self, request, pk=None, format=None):
         """Move the invoice to a target state (`cancel` means cancelled)."""
@@ -170,7 +182,9 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     @extend_schema(
         summary="Invoice Charge",
         request=None,
-        responses=s.responses(201, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)),
+        responses=shared.responses(
+            201, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)
+        ),
     )
     def charge(self, request, pk=None, format=None):
         """Charge the buyer's card for a pending, unpaid or failed invoice."""
@@ -186,7 +200,7 @@ class AccountInvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     @extend_schema(
         summary="Invoice List by Account",
         parameters=s.LIST_PARAMETERS,
-        responses=s.responses(200, s.ThreeScaleInvoiceListSerializer),
+        responses=shared.responses(200, s.ThreeScaleInvoiceListSerializer),
     )
     def list(self, request, account_id=None, format=None):
         """One account's invoices, as the invoice list."""
@@ -202,7 +216,7 @@ class AccountInvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
 
     @extend_schema(
         summary="Invoice by Account",
-        responses=s.responses(200, s.ThreeScaleInvoiceEnvelopeSerializer),
+        responses=shared.responses(200, s.ThreeScaleInvoiceEnvelopeSerializer),
     )
     def retrieve(self, request, account_id=None, pk=None, format=None):
         # 3scale 2.16: the invoice must belong to that buyer (newer 3scale forgot to check).
@@ -215,7 +229,7 @@ class LineItemViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
 
     @extend_schema(
         summary="Invoice Line Items List",
-        responses=s.responses(200, s.ThreeScaleLineItemListSerializer),
+        responses=shared.responses(200, s.ThreeScaleLineItemListSerializer),
     )
     def list(self, request, invoice_id=None, format=None):
         """The invoice's line items (not paginated)."""
@@ -224,7 +238,9 @@ class LineItemViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     @extend_schema(
         summary="Create Line Item for an Invoice",
         request=s.ThreeScaleLineItemCreateSerializer,
-        responses=s.responses(201, s.ThreeScaleLineItemEnvelopeSerializer, errors=(403, 404, 422)),
+        responses=shared.responses(
+            201, s.ThreeScaleLineItemEnvelopeSerializer, errors=(403, 404, 422)
+        ),
     )
     def create(self, request, invoice_id=None, format=None):
         """Add a line to an open or finalized invoice; `cost` is the line total."""
@@ -237,22 +253,22 @@ class LineItemViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         summary="Delete Line Item of an Invoice",
         request=None,
         responses={
-            200: s.EMPTY,
-            (403, s.JSON): OpenApiResponse(
+            200: shared.EMPTY,
+            (403, shared.JSON): OpenApiResponse(
                 PolymorphicProxySerializer(
                     component_name="ThreeScaleLineItemDeleteRefusal",
-                    serializers=[s.ErrorsSchema, s.ErrorSchema],
+                    serializers=[shared.ErrorsSchema, shared.ErrorSchema],
                     resource_type_field_name=None,
                 ),
                 description="Invalid invoice state (`errors`), or a key that cannot write "
                 "(`error`).",
             ),
-            (403, s.XML): OpenApiResponse(
+            (403, shared.XML): OpenApiResponse(
                 OpenApiTypes.STR, description="<errors>…</errors> or <error>…</error>"
             ),
-            (404, s.JSON): OpenApiResponse(s.NotFoundSchema, description="Not found."),
-            (404, s.XML): s.EMPTY_XML,
-            (406, s.XML): OpenApiResponse(
+            (404, shared.JSON): OpenApiResponse(shared.NotFoundSchema, description="Not found."),
+            (404, shared.XML): shared.EMPTY_XML,
+            (406, shared.XML): OpenApiResponse(
                 OpenApiTypes.STR, description="Unknown format (only .json and .xml); empty body."
             ),
         },
@@ -307,7 +323,7 @@ class PaymentTransactionViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
 
     @extend_schema(
         summary="Invoice Payment Transactions List",
-        responses=s.responses(200, s.ThreeScalePaymentTransactionListSerializer),
+        responses=shared.responses(200, s.ThreeScalePaymentTransactionListSerializer),
     )
     def list(self, request, invoice_id=None, format=None):
         """Every charge attempt on the invoice, successful or not."""
@@ -342,11 +358,11 @@ class InvoicePdfViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         ),
         responses={
             302: OpenApiResponse(description="Location: the signed, expiring PDF link."),
-            (403, s.JSON): OpenApiResponse(s.ErrorSchema, description="Access denied."),
-            (404, s.JSON): OpenApiResponse(s.NotFoundSchema, description="Not found."),
+            (403, shared.JSON): OpenApiResponse(shared.ErrorSchema, description="Access denied."),
+            (404, shared.JSON): OpenApiResponse(shared.NotFoundSchema, description="Not found."),
             # Without `Accept: application/json` the errors are 3scale's XML ones.
-            (403, s.XML): OpenApiResponse(OpenApiTypes.STR, description="<error>…</error>"),
-            (404, s.XML): s.EMPTY_XML,
+            (403, shared.XML): OpenApiResponse(OpenApiTypes.STR, description="<error>…</error>"),
+            (404, shared.XML): shared.EMPTY_XML,
         },
     )
     def retrieve(self, request, pk=None):

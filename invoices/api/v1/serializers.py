@@ -23,7 +23,7 @@ from rest_framework import serializers
 
 from accounts.models import Account, ApiKey
 from accounts.selectors import account_visible_to
-from billing.lib.api_fields import (
+from billing.api.fields import (
     DecimalNumberField,
     StrictBooleanField,
     StrictDateField,

@@ -18,11 +18,11 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.api.permissions import request_api_key
-from billing.lib.api_errors import ApiError, ErrorSerializer
-from billing.lib.api_v1 import V1APIMixin
-from billing.lib.idempotency import IdempotencyMixin
-from billing.lib.pagination import LinkHeaderPagination
+from billing.api.errors import ApiError, ErrorSerializer
+from billing.api.idempotency import IdempotencyMixin
+from billing.api.pagination import LinkHeaderPagination
+from billing.api.permissions import request_api_key
+from billing.api.v1 import V1APIMixin
 from invoices import selectors, services
 from invoices.api.v1.filters import InvoiceFilterSet
 from invoices.api.v1.serializers import (
