@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from django.core.management import call_command
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 
 from accounts.models import Account, ApiKey
 from accounts.selectors import api_key_get_by_secret
@@ -16,6 +17,7 @@ from usage.models import UsageRecord
 @pytest.mark.django_db
 def test_seed_demo_is_idempotent_and_prints_credentials(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
+    settings.DEBUG = True
     out = io.StringIO()
     call_command("seed_demo", "--usage-per-account", "5", stdout=out)
     counts = (Account.objects.count(), Invoice.objects.count(), UsageRecord.objects.count())
@@ -30,6 +32,20 @@ def test_seed_demo_is_idempotent_and_prints_credentials(settings, tmp_path):
     second_key = out2.getvalue().split("API key: ")[1].split()[0]
     assert api_key_get_by_secret(second_key).is_usable()
     assert not api_key_get_by_secret(first_key).is_usable()  # the old demo key is revoked
+
+
+@pytest.mark.django_db
+def test_seed_demo_refuses_in_production_unless_forced(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.DEBUG = False
+    admin = get_user_model().objects.create_superuser("admin", "a@example.test", "s3cret-Pass!")
+    with pytest.raises(CommandError, match="DEBUG off"):
+        call_command("seed_demo", stdout=io.StringIO())
+    assert not Account.objects.exists() and not ApiKey.objects.exists()
+    admin.refresh_from_db()
+    assert admin.check_password("s3cret-Pass!")
+    call_command("seed_demo", "--force", "--usage-per-account", "1", stdout=io.StringIO())
+    assert Account.objects.exists()
 
 
 @pytest.mark.django_db

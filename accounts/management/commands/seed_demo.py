@@ -2,6 +2,8 @@
 
 Safe to run again: the data is created once; the admin password is reset and
 a fresh demo API key is printed on every run (older demo keys are revoked).
+It refuses to run when DEBUG is off (production) unless given --force: it would
+reset the `admin` login to a published password.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import datetime as dt
 import random
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -63,8 +66,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--usage-per-account", type=int, default=150)
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even when DEBUG is off (resets the admin password to a known one).",
+        )
 
     def handle(self, *args, **options) -> None:
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError(
+                "seed_demo loads demo data and resets the admin login to a known password; "
+                "it refuses to run with DEBUG off. Use DEBUG=1 (as `make seed` does) or --force."
+            )
         if Account.objects.filter(org_name=ACCOUNTS[0][0]).exists():
             self.stdout.write("Demo data already present; keeping it.")
         else:
