@@ -16,8 +16,7 @@ from billing.lib import idempotency
 from invoices import services
 from invoices.models import Invoice, PaymentTransaction
 from tests.factories import make_api_key, make_invoice
-
-TODAY = dt.date.today()
+from tests.support.clock import today
 
 
 def client_for(secret: str) -> APIClient:
@@ -37,8 +36,8 @@ def body_for(account: Account, amount: str = "100.00") -> dict:
     return {
         "customer_id": account.pk,
         "amount": float(amount),
-        "date": TODAY.isoformat(),
-        "due_date": (TODAY + dt.timedelta(days=30)).isoformat(),
+        "date": today().isoformat(),
+        "due_date": (today() + dt.timedelta(days=30)).isoformat(),
     }
 
 

@@ -12,7 +12,7 @@ from billing.lib.money import line_cost, quantize, vat_amount
 from invoices import services as invoice_services
 from invoices.models import Invoice, InvoiceEvent, LineItem
 from tests.factories import AccountFactory
-from tests.usage.conftest import record
+from tests.support.usage import record
 from usage import services
 from usage.exceptions import InvalidBillingMonth
 from usage.models import UsageRecord
