@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from accounts.models import Account, ApiKey
 from tests.factories import AccountFactory, make_api_key
 
 _ran_on: dict[str, int] = {}
+
+# Property tests draw the same examples on every run and keep no example database in
+# the checkout. HYPOTHESIS_PROFILE=explore draws new examples each run instead.
+hypothesis_settings.register_profile("tests", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "tests"))
 
 
 def pytest_collection_modifyitems(config, items):

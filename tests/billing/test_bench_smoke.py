@@ -45,7 +45,7 @@ EXPECTED = {
     "billing_run": ("figure",),
 }
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def smoke_database_url() -> str:

@@ -36,6 +36,7 @@ from usage.models import UsageRecord
 # serialized tests (the browser tests) could not load their snapshot over.
 pytestmark = [
     pytest.mark.postgres,
+    pytest.mark.slow,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 

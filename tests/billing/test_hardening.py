@@ -123,6 +123,7 @@ def test_keys_in_query_strings_do_not_reach_the_logs(owner, caplog):
     assert owner.secret not in caplog.text
 
 
+@pytest.mark.slow
 def test_gunicorn_access_log_is_redacted(tmp_path):
     """A real gunicorn with an access log, and a key in the query string and in a header."""
     log = tmp_path / "access.log"

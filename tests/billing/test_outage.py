@@ -37,9 +37,12 @@ import requests
 from tests.support.artifacts import artifacts_dir, record_figures
 from tests.support.ports import free_port
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("OUTAGE_TEST") != "1", reason="opt-in: make outage (OUTAGE_TEST=1)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("OUTAGE_TEST") != "1", reason="opt-in: make outage (OUTAGE_TEST=1)"
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 

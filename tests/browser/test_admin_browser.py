@@ -30,6 +30,7 @@ LAUNCH_ARGS = [
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     # serialized_rollback: the flush after each test would drop the staff groups of
     # migration 0002; this puts them back for the next one.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),

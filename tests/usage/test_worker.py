@@ -28,6 +28,7 @@ def _redis_up() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_billing_run_task_in_a_worker(owner, tmp_path):
