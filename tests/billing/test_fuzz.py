@@ -101,7 +101,7 @@ def in_test_transaction():
 
 
 @pytest.fixture
-def world(db, in_test_transaction) -> _World:
+def world(db, in_test_transaction) -> type[_World]:
     now = dt.datetime.now(dt.UTC)
     accounts = [AccountFactory(org_name=f"Fuzz {n}", vat_rate=Decimal("21")) for n in range(2)]
     invoices: list[Invoice] = []

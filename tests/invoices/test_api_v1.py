@@ -197,7 +197,7 @@ def paid_invoice(owner) -> Invoice:
 def test_every_field_of_a_paid_invoice_with_a_card_payment(owner, paid_invoice):
     response = client_for(owner.secret).get(f"/v1/invoices/{paid_invoice.pk}")
     assert response.status_code == 200
-    body = response.json(parse_float=Decimal)
+    body = json.loads(response.content, parse_float=Decimal)
     line = paid_invoice.line_items.get()
     payment = PaymentTransaction.objects.get(invoice=paid_invoice, success=True)
     assert body["created_at"] and body["updated_at"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from typing import Any
 
 import pytest
 from django.db import connection, connections
@@ -26,7 +27,7 @@ def client_for(secret: str) -> APIClient:
 
 
 def post(client: APIClient, path: str, body: dict | None, key: str | None):
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+    headers: dict[str, Any] = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
     if body is None:
         return client.post(path, **headers)
     return client.post(path, data=json.dumps(body), content_type="application/json", **headers)
@@ -222,7 +223,7 @@ def test_a_concurrent_duplicate_is_409_while_the_first_runs(monkeypatch):
         return real_issue(**kwargs)
 
     monkeypatch.setattr(services, "invoice_issue", slow_issue)
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {}
 
     def first_request() -> None:
         try:

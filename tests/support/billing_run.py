@@ -61,7 +61,7 @@ def seed_usage(accounts: int, records: int, period: dt.date) -> dict[int, Decima
             for n in range(records)
         ]
         usage_services.usage_ingest(records=batch)
-        totals[account.pk] = sum(Decimal(r["cost"]) for r in batch)
+        totals[account.pk] = sum((Decimal(r["cost"]) for r in batch), Decimal(0))
     return totals
 
 

@@ -228,7 +228,7 @@ class TestBillingRun:
         assert UsageRecord.objects.filter(line_item__isnull=False).count() == 0
 
         real_batch = services._bill_accounts
-        calls = []
+        calls: list[object] = []
 
         def crash_after_first(*args, **kwargs):
             if calls:
