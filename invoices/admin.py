@@ -14,6 +14,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Callable
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -44,7 +45,7 @@ MAX_ZIP_INVOICES = 300
 MAX_TOTALS_ROWS = 200_000
 MAX_FAILURES_LISTED = 10
 
-STATE_COLOURS = {
+STATE_COLOURS: dict[str, str] = {
     State.OPEN: "#6b7280",
     State.FINALIZED: "#2563eb",
     State.PENDING: "#b26a00",
@@ -84,7 +85,8 @@ class MonthFilter(admin.SimpleListFilter):
         bounds = Invoice.objects.aggregate(first=Min("period"), last=Max("period"))
         if bounds["last"] is None:
             return []
-        months, current = [], bounds["last"]
+        months: list[tuple[str, str]] = []
+        current = bounds["last"]
         while current >= bounds["first"] and len(months) < self.max_months:
             months.append((current.strftime("%Y-%m"), current.strftime("%B %Y")))
             current = (current - dt.timedelta(days=1)).replace(day=1)
@@ -222,7 +224,7 @@ class LineItemForm(forms.ModelForm):
                 field.disabled = True
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = cast(dict[str, Any], super().clean())
         if self.instance.pk or not self.has_changed():
             return cleaned
         quantity, unit_price = cleaned.get("quantity"), cleaned.get("unit_price")
@@ -487,7 +489,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         return ("account", "period", "friendly_id", *self.detail_fields)
 
     def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
+        initial: dict[str, Any] = super().get_changeform_initial_data(request)
         initial.setdefault("period", services.month_start(timezone.now().date()))
         return initial
 

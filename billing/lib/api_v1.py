@@ -9,23 +9,30 @@ the 3scale API under /api answers with 3scale's own error bodies.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 
 from accounts.api.authentication import BearerKeyAuthentication
 from accounts.api.permissions import HasApiKey, WriteScopeForUnsafe
 from billing.lib.api_errors import v1_exception_handler
 from billing.lib.json_codec import DecimalJSONParser, DecimalJSONRenderer
 
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
+
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class V1APIMixin:
-    authentication_classes = [BearerKeyAuthentication]
-    permission_classes = [HasApiKey, WriteScopeForUnsafe]
-    renderer_classes = [DecimalJSONRenderer]
-    parser_classes = [DecimalJSONParser]
+    authentication_classes: Sequence[type[BaseAuthentication]] = [BearerKeyAuthentication]
+    permission_classes: Sequence[_PermissionClass] = [HasApiKey, WriteScopeForUnsafe]
+    renderer_classes: Sequence[type[BaseRenderer]] = [DecimalJSONRenderer]
+    parser_classes: Sequence[type[BaseParser]] = [DecimalJSONParser]
 
     def get_exception_handler(self):
         return v1_exception_handler

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from decimal import Decimal
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -166,6 +167,7 @@ class Command(BaseCommand):
             )
             return invoice
         invoice = inv.invoice_issue(invoice=invoice, actor=ACTOR, now=issue_at)
+        due_on = cast(dt.date, invoice.due_on)  # set by issuing
         if months_ago == 1:
             return invoice  # pending, not yet due
         if index == 6:  # bank transfer customer
@@ -181,16 +183,14 @@ class Command(BaseCommand):
                 try:
                     inv.invoice_charge(
                         invoice=invoice, actor=ACTOR, automatic=True,
-                        now=_at(invoice.due_on + dt.timedelta(days=3 * attempt)),
+                        now=_at(due_on + dt.timedelta(days=3 * attempt)),
                     )  # fmt: skip
                 except ChargeFailed:
                     pass
             return invoice
         if months_ago == 5 and index == 4:
             return inv.invoice_cancel(invoice=invoice, actor=ACTOR, reason="credited", now=issue_at)
-        return inv.invoice_charge(
-            invoice=invoice, actor=ACTOR, automatic=True, now=_at(invoice.due_on)
-        )
+        return inv.invoice_charge(invoice=invoice, actor=ACTOR, automatic=True, now=_at(due_on))
 
     def _usage(self, accounts, today, per_account, rng) -> int:
         rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import cast
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
@@ -16,7 +17,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.viewsets import ViewSet
 
 import invoices.api.threescale.openapi  # noqa: F401  (documents the authentication)
-from accounts.api.authentication import ThreeScaleKeyAuthentication
+from accounts.api.authentication import ApiKeyPrincipal, ThreeScaleKeyAuthentication
 from accounts.api.permissions import HasApiKey, WriteScopeForUnsafe, request_api_key
 from invoices.api.threescale.errors import threescale_exception_handler
 from invoices.api.threescale.parsers import DecimalJSONParser, SafeXMLParser, TextXMLParser
@@ -118,7 +119,7 @@ class ThreeScaleViewSet(ViewSet):
 
     @property
     def actor(self) -> str:
-        return self.request.user.actor
+        return cast(ApiKeyPrincipal, self.request.user).actor
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -131,7 +131,8 @@ def threescale_exception_handler(exc: Exception, context: dict) -> Response | No
         return None
     if isinstance(exc, exceptions.APIException):
         if isinstance(exc, exceptions.MethodNotAllowed):
-            allowed = context.get("view").allowed_methods if context.get("view") else []
+            view = context.get("view")
+            allowed = view.allowed_methods if view else []
             headers["Allow"] = ", ".join(allowed)
         wait = getattr(exc, "wait", None)
         if wait:
