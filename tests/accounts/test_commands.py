@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from accounts.management.commands import seed_demo
 from accounts.models import Account, ApiKey
 from accounts.selectors import api_key_get_by_secret
 from invoices.models import Invoice
@@ -35,7 +36,7 @@ def test_seed_demo_is_idempotent_and_prints_credentials(settings, tmp_path):
 
 
 @pytest.mark.django_db
-def test_seed_demo_refuses_in_production_unless_forced(settings, tmp_path):
+def test_seed_demo_refuses_in_production_unless_forced(settings, tmp_path, monkeypatch):
     settings.MEDIA_ROOT = tmp_path
     settings.DEBUG = False
     admin = get_user_model().objects.create_superuser("admin", "a@example.test", "s3cret-Pass!")
@@ -44,8 +45,10 @@ def test_seed_demo_refuses_in_production_unless_forced(settings, tmp_path):
     assert not Account.objects.exists() and not ApiKey.objects.exists()
     admin.refresh_from_db()
     assert admin.check_password("s3cret-Pass!")
+    seeded = []
+    monkeypatch.setattr(seed_demo.Command, "_seed", lambda self, usage: seeded.append(usage))
     call_command("seed_demo", "--force", "--usage-per-account", "1", stdout=io.StringIO())
-    assert Account.objects.exists()
+    assert seeded == [1]
 
 
 @pytest.mark.django_db
