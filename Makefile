@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DEV_ENV := DEBUG=1
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install run migrate seed serve test lint format clean
+.PHONY: help install run migrate seed serve test test-fast lint mypy format clean
 
 help: ## List the targets
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,15 +31,20 @@ serve: ## Serve on http://127.0.0.1:8000 (development server)
 
 run: seed serve ## Set up everything on SQLite, load demo data and serve on 127.0.0.1:8000
 
-test: install ## Lint, check migrations and run the tests (DATABASE_URL picks the database)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+test: lint ## Lint, check migrations and run every test (DATABASE_URL picks the database)
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n $(PYTEST_WORKERS)
 
-lint: install ## ruff check and format check
+test-fast: install ## The tests without the slow ones (servers, workers, Chromium, benchmarks)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not slow"
+
+lint: install ## ruff check, format check and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+mypy: install ## Type-check with mypy (django-stubs, djangorestframework-stubs)
+	$(VENV)/bin/mypy
 
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -50,7 +55,7 @@ schema: install ## Regenerate docs/openapi.yaml (the test suite fails when it is
 	$(DEV_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 clean: ## Remove the SQLite database and generated files
-	rm -rf db.sqlite3 var test-artifacts
+	rm -rf db.sqlite3 var test-artifacts .pytest_cache .mypy_cache
 
 # Benchmarks use their own databases, never DATABASE_URL: loading the data empties them.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench

@@ -17,6 +17,11 @@ CURRENCY_CHOICES = [(code, code) for code in CURRENCIES]
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "Currency must be a three-letter ISO 4217 code.")
 
 
+def default_currency() -> str:
+    """New accounts bill in the DEFAULT_CURRENCY setting unless given another currency."""
+    return settings.DEFAULT_CURRENCY
+
+
 class AccountQuerySet(models.QuerySet["Account"]):
     def alive(self) -> AccountQuerySet:
         """Accounts that are not soft-deleted."""
@@ -54,10 +59,17 @@ class Account(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(100)],
     )
     currency = models.CharField(
-        max_length=3, choices=CURRENCY_CHOICES, default="USD", validators=[currency_validator]
+        max_length=3,
+        choices=CURRENCY_CHOICES,
+        default=default_currency,
+        validators=[currency_validator],
     )
+    # Empty: the DEFAULT_PAYMENT_TERMS_DAYS setting, read when an invoice is issued.
     payment_terms_days = models.PositiveSmallIntegerField(
-        default=30, validators=[MaxValueValidator(365)]
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(365)],
+        help_text="Days from issue to due date. Empty: the default payment terms.",
     )
     payment_method = models.CharField(
         max_length=20, choices=PaymentMethod.choices, default=PaymentMethod.CREDIT_CARD
@@ -103,6 +115,13 @@ class Account(models.Model):
     @property
     def address(self) -> str:
         return "\n".join(part for part in (self.address_line1, self.address_line2) if part)
+
+    @property
+    def effective_payment_terms_days(self) -> int:
+        """The account's own payment terms, or the default terms when it has none."""
+        if self.payment_terms_days is None:
+            return settings.DEFAULT_PAYMENT_TERMS_DAYS
+        return self.payment_terms_days
 
 
 class Seller(models.Model):

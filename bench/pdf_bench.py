@@ -102,7 +102,7 @@ def main() -> None:
 
         def serve() -> None:
             response = client.get(pdf_url)
-            b"".join(response.streaming_content)
+            b"".join(response.streaming_content)  # type: ignore[attr-defined]  # a FileResponse
             assert response.status_code == 200
 
         serve()

@@ -50,7 +50,7 @@ class JobResult:
 
 def _run(
     candidates: QuerySet[Invoice],
-    act: Callable[[Invoice], None],
+    act: Callable[[Invoice], object],
     *,
     dry_run: bool,
     progress: Callable[[int], None] | None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 from django.template.loader import render_to_string
 
@@ -31,13 +32,13 @@ def format_amount(amount: Decimal | None, currency: str) -> str:
 
 def format_unit_price(price: Decimal, currency: str) -> str:
     """Unit prices keep their precision (0.0416) but show at least the minor unit (59.00)."""
-    places = max(minor_units(currency), -min(price.normalize().as_tuple().exponent, 0))
+    places = max(minor_units(currency), -min(cast(int, price.normalize().as_tuple().exponent), 0))
     return f"{price:,.{places}f}"
 
 
 def format_quantity(quantity: Decimal) -> str:
     normal = quantity.normalize()
-    places = -min(normal.as_tuple().exponent, 0)
+    places = -min(cast(int, normal.as_tuple().exponent), 0)
     return f"{quantity:,.{places}f}"
 
 

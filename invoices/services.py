@@ -484,7 +484,7 @@ def _transition_locked(
     if not invoice.can_transition_to(to_state):
         raise InvalidInvoiceTransition(f"Cannot transition to {to_state}")
     from_state = invoice.state
-    enter = _ON_ENTER.get(to_state)
+    enter = _ON_ENTER.get(Invoice.State(to_state))
     if enter is not None:
         enter(invoice, now, **(enter_options or {}))
     invoice.state = to_state

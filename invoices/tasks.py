@@ -17,7 +17,7 @@ def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
     if not invoice.is_issued:
         return ""
     if invoice.pdf and not force:
-        return invoice.pdf.name
+        return invoice.pdf.name or ""
     content = invoice_pdf_bytes(invoice)
     name = f"{invoice.friendly_id or invoice.pk}.pdf"
     invoice.pdf.save(name, ContentFile(content), save=False)
@@ -29,7 +29,7 @@ def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
         actor="system:pdf",
         data={"file": invoice.pdf.name, "bytes": len(content)},
     )
-    return invoice.pdf.name
+    return invoice.pdf.name or ""
 
 
 # The scheduled batch jobs (CELERY_BEAT_SCHEDULE); each one lives in invoices.jobs.

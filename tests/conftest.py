@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from accounts.models import Account, ApiKey
 from tests.factories import AccountFactory, make_api_key
 
 _ran_on: dict[str, int] = {}
+
+# Property tests draw the same examples on every run and keep nothing in the checkout (no
+# example database; Hypothesis's own caches go to the temporary folder).
+# HYPOTHESIS_PROFILE=explore draws new examples on each run instead.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "billing-test-hypothesis"))
+hypothesis_settings.register_profile("tests", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "tests"))
 
 
 def pytest_collection_modifyitems(config, items):

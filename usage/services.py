@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import cast
 
 from django.db import connection, connections, transaction
-from django.db.models import Count, Model, Sum
+from django.db.models import Count, Field, Model, Sum
 from django.utils import timezone
 
 from accounts.models import Account
@@ -465,7 +466,7 @@ def _bill_accounts(
         return
 
     groups: dict[int, dict[str, tuple[str, str]]] = defaultdict(dict)
-    for account, service, region in (
+    for account_id, service, region in (
         UsageRecord.objects.filter(
             account_id__in=billable,
             line_item__isnull=True,
@@ -476,7 +477,7 @@ def _bill_accounts(
         .values_list("account_id", "service", "region")
         .distinct()
     ):
-        groups[account].setdefault(usage_source(service, region), (service, region))
+        groups[account_id].setdefault(usage_source(service, region), (service, region))
     if not groups:
         return
 
@@ -684,7 +685,7 @@ def _insert_rows(model: type[Model], columns: Sequence[str], rows: list[tuple]) 
             [model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500
         )
         return
-    names = ", ".join(f'"{model._meta.get_field(c).column}"' for c in columns)
+    names = ", ".join(f'"{cast(Field, model._meta.get_field(c)).column}"' for c in columns)
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f'COPY "{model._meta.db_table}" ({names}) FROM STDIN') as copy:
             for row in rows:
@@ -709,7 +710,7 @@ def _update_rows(model: type[Model], columns: Sequence[str], rows: list[tuple]) 
         model._default_manager.bulk_update(objects, list(columns), batch_size=500)
         return
     meta = model._meta
-    fields = [meta.get_field(name) for name in columns]
+    fields = [cast(Field, meta.get_field(name)) for name in columns]
     staging = f"{meta.db_table}_changes"
     definition = ", ".join(f'"{f.column}" {f.db_type(connection)}' for f in fields)
     names = ", ".join(f'"{f.column}"' for f in fields)

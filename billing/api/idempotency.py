@@ -96,7 +96,7 @@ class IdempotencyMixin:
 
     def initial(self, request, *args: Any, **kwargs: Any) -> None:
         self._idempotency_claim = None
-        super().initial(request, *args, **kwargs)  # authentication and permissions first
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]  # authentication and permissions first
         if request.method not in self.idempotent_methods:
             return
         key = request.headers.get(HEADER)
@@ -145,14 +145,14 @@ class IdempotencyMixin:
         if isinstance(exc, _Replay):
             return exc.response
         try:
-            return super().handle_exception(exc)
+            return super().handle_exception(exc)  # type: ignore[misc]
         except BaseException:
             # Unhandled: Django will answer 500. Free the key for a retry.
             self._release_idempotency_claim()
             raise
 
     def finalize_response(self, request, response, *args: Any, **kwargs: Any):
-        response = super().finalize_response(request, response, *args, **kwargs)
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         claim = self._idempotency_claim
         if claim is None:
             return response

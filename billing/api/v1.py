@@ -9,9 +9,13 @@ the 3scale API under /api answers with 3scale's own error bodies.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 
 from billing.api.authentication import BearerKeyAuthentication
 from billing.api.errors import v1_exception_handler
@@ -19,14 +23,17 @@ from billing.api.parsers import DecimalJSONParser
 from billing.api.permissions import HasApiKey, WriteScopeForUnsafe
 from billing.api.renderers import DecimalJSONRenderer
 
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
+
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class V1APIMixin:
-    authentication_classes = [BearerKeyAuthentication]
-    permission_classes = [HasApiKey, WriteScopeForUnsafe]
-    renderer_classes = [DecimalJSONRenderer]
-    parser_classes = [DecimalJSONParser]
+    authentication_classes: Sequence[type[BaseAuthentication]] = [BearerKeyAuthentication]
+    permission_classes: Sequence[_PermissionClass] = [HasApiKey, WriteScopeForUnsafe]
+    renderer_classes: Sequence[type[BaseRenderer]] = [DecimalJSONRenderer]
+    parser_classes: Sequence[type[BaseParser]] = [DecimalJSONParser]
 
     def get_exception_handler(self):
         return v1_exception_handler

@@ -12,6 +12,7 @@ embedded SQLite set-up) count exactly.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import connections
@@ -51,7 +52,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        queryset = self.object_list
+        queryset: Any = self.object_list  # a QuerySet, or a list in tests
         if not hasattr(queryset, "query") or connections[queryset.db].vendor != "postgresql":
             return super().count
         if not queryset.query.where:

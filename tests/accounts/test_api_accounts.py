@@ -9,7 +9,7 @@ import pytest
 from accounts.models import Account
 from invoices.models import Invoice
 from tests.factories import AccountFactory, make_invoice
-from tests.invoices.threescale_helpers import (
+from tests.support.threescale import (
     XML_DECLARATION,
     parse_xml,
     send_form,

@@ -29,8 +29,6 @@ from tests.factories import ACTOR, AccountFactory, make_api_key, make_invoice
 from usage import services as usage_services
 
 State = Invoice.State
-TODAY = timezone.now().date()
-MONTH = TODAY.strftime("%Y-%m")
 OWNER_ORG = "Owner Matrix Corp"
 OTHER_ORG = "Other Matrix GmbH"
 ACCESS_DENIED = {"error": "Access denied"}
@@ -120,7 +118,7 @@ ENDPOINTS: dict[str, tuple] = {
         "3scale",
         "post",
         "/api/invoices.json",
-        {"account_id": "{owner}", "period": MONTH},
+        {"account_id": "{owner}", "period": "{month}"},
         201,
         "create",
     ),
@@ -129,7 +127,7 @@ ENDPOINTS: dict[str, tuple] = {
         "3scale",
         "put",
         "/api/invoices/{open}.json",
-        {"period": MONTH},
+        {"period": "{month}"},
         200,
         "object",
     ),
@@ -263,7 +261,7 @@ ENDPOINTS: dict[str, tuple] = {
         "v1",
         "put",
         "/v1/invoices/{open}",
-        {"date": TODAY.isoformat(), "amount": 7},
+        {"date": "{today}", "amount": 7},
         200,
         "object",
     ),
@@ -337,8 +335,9 @@ def _fill(value, world: World):
         "line": world.line.pk,
         "start": (now - dt.timedelta(minutes=30)).isoformat(),
         "end": (now - dt.timedelta(minutes=20)).isoformat(),
-        "month_start": TODAY.replace(day=1).isoformat(),
-        "today": TODAY.isoformat(),
+        "month": f"{now:%Y-%m}",
+        "month_start": now.date().replace(day=1).isoformat(),
+        "today": now.date().isoformat(),
     }
     if isinstance(value, str):
         if value.startswith("{") and value.endswith("}") and value[1:-1] in names:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.parse
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_DATABASE = "bench_smoke"
@@ -45,7 +46,7 @@ EXPECTED = {
     "billing_run": ("figure",),
 }
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def smoke_database_url() -> str:
@@ -57,12 +58,6 @@ def smoke_database_url() -> str:
     host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
     return f"postgres://{auth}@{host}:{port}/{SMOKE_DATABASE}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_smoke(tmp_path: Path) -> dict:

@@ -9,7 +9,6 @@ the same rows, the same totals, nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
@@ -26,8 +25,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from invoices.models import Invoice
-from tests.billing.test_concurrency import _database_url, assert_billed_once, manage, seed_usage
 from tests.factories import AccountFactory, make_api_key
+from tests.support.artifacts import record_figures
+from tests.support.billing_run import assert_billed_once, database_url, manage, seed_usage
+from tests.support.ports import free_port
 from usage.models import UsageRecord
 
 # serialized_rollback: a plain flush after these tests would drop the data the migrations
@@ -35,19 +36,13 @@ from usage.models import UsageRecord
 # serialized tests (the browser tests) could not load their snapshot over.
 pytestmark = [
     pytest.mark.postgres,
+    pytest.mark.slow,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = int(os.environ.get("CRASH_TEST_PORT", "8060"))
+PORT = int(os.environ.get("CRASH_TEST_PORT") or free_port())
 BASE = f"http://127.0.0.1:{PORT}"
-
-
-def record_figures(name: str, **figures) -> None:
-    """Keep a run's figures for docs/reliability.md (test-artifacts/reliability/)."""
-    folder = ROOT / "test-artifacts" / "reliability"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
 
 
 class Server:
@@ -59,7 +54,7 @@ class Server:
     def start(self) -> None:
         env = dict(
             os.environ,
-            DATABASE_URL=_database_url(),
+            DATABASE_URL=database_url(),
             DJANGO_SETTINGS_MODULE="tests.settings",
             CONN_MAX_AGE="0",
         )
@@ -115,7 +110,7 @@ def server():
 
 def _busy_in_database(table: str) -> bool:
     """Whether another connection is writing `table` right now (mid-transaction)."""
-    with psycopg.connect(_database_url(), autocommit=True) as conn:
+    with psycopg.connect(database_url(), autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND state <> 'idle' AND query ILIKE %s",

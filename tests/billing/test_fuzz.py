@@ -10,7 +10,6 @@ the schema, and never a 5xx. FUZZ_EXAMPLES sets the examples per operation
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections import Counter
 from decimal import Decimal
@@ -34,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
 from accounts.models import Account
 from invoices.models import Invoice
 from tests.factories import AccountFactory, make_api_key, make_invoice
+from tests.support.artifacts import record_figures
 from usage import services as usage_services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,11 +78,9 @@ def _write_figures():
     yield
     if not FIGURES:
         return
-    folder = ROOT / "test-artifacts" / "reliability"
-    folder.mkdir(parents=True, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     figures = {"examples_per_operation": EXAMPLES, **dict(sorted(FIGURES.items()))}
-    (folder / f"fuzz-{worker}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    record_figures(f"fuzz-{worker}", **figures)
 
 
 ID_PARAMETERS = {"id": "invoices", "invoice_id": "invoices", "account_id": "accounts"}
@@ -103,7 +101,7 @@ def in_test_transaction():
 
 
 @pytest.fixture
-def world(db, in_test_transaction) -> _World:
+def world(db, in_test_transaction) -> type[_World]:
     now = dt.datetime.now(dt.UTC)
     accounts = [AccountFactory(org_name=f"Fuzz {n}", vat_rate=Decimal("21")) for n in range(2)]
     invoices: list[Invoice] = []

@@ -24,9 +24,10 @@ from billing.lib.log_redaction import REDACTED, RedactingFilter, redact
 from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_bytes
 from tests.factories import AccountFactory, make_api_key, make_invoice
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = 8061  # this suite's gunicorn; 8060 is the crash and outage tests' server
+PORT = free_port()  # this suite's gunicorn
 HOSTILE = "<script>alert(1)</script><img src=http://127.0.0.1:9/x>"
 
 
@@ -122,6 +123,7 @@ def test_keys_in_query_strings_do_not_reach_the_logs(owner, caplog):
     assert owner.secret not in caplog.text
 
 
+@pytest.mark.slow
 def test_gunicorn_access_log_is_redacted(tmp_path):
     """A real gunicorn with an access log, and a key in the query string and in a header."""
     log = tmp_path / "access.log"

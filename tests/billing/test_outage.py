@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,29 +34,23 @@ import psycopg
 import pytest
 import requests
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("OUTAGE_TEST") != "1", reason="opt-in: make outage (OUTAGE_TEST=1)"
-)
+from tests.support.artifacts import artifacts_dir, record_figures
+from tests.support.ports import free_port
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("OUTAGE_TEST") != "1", reason="opt-in: make outage (OUTAGE_TEST=1)"
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port(preferred: int) -> int:
-    """The preferred port if nothing listens there, else one the system picks."""
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free port")
-
-
 # Below the ephemeral range, so no outgoing connection can take the port while the
 # database is down (8069: the last of this suite's ports).
-PG_PORT = _free_port(int(os.environ.get("OUTAGE_PG_PORT", "8069")))
-APP_PORT = int(os.environ.get("OUTAGE_APP_PORT", "8060"))
+PG_PORT = free_port(int(os.environ.get("OUTAGE_PG_PORT", "8069")))
+APP_PORT = int(os.environ.get("OUTAGE_APP_PORT") or free_port())
 BASE = f"http://127.0.0.1:{APP_PORT}"
 DOWN_SECONDS = float(os.environ.get("OUTAGE_DOWN_SECONDS", "4"))
 CLIENTS = int(os.environ.get("OUTAGE_CLIENTS", "4"))
@@ -136,8 +129,7 @@ class PrivatePostgres:
                 self.stop()
         finally:
             if self.log.exists():
-                (ROOT / "test-artifacts").mkdir(exist_ok=True)
-                shutil.copy(self.log, ROOT / "test-artifacts" / "outage-postgres.log")
+                shutil.copy(self.log, artifacts_dir() / "outage-postgres.log")
             shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -206,9 +198,7 @@ def stack():
         )
         # The server's log goes to a file: a pipe nobody reads would fill up during the
         # outage (a warning per request) and block every worker on its next log line.
-        artifacts = ROOT / "test-artifacts"
-        artifacts.mkdir(exist_ok=True)
-        server_log = (artifacts / "outage-gunicorn.log").open("wb")
+        server_log = (artifacts_dir() / "outage-gunicorn.log").open("wb")
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -222,7 +212,7 @@ def stack():
                 "--timeout",
                 "60",
                 "--access-logfile",
-                str(artifacts / "outage-access.log"),
+                str(artifacts_dir() / "outage-access.log"),
                 "--logger-class",
                 "billing.lib.log_redaction.RedactingGunicornLogger",
             ],
@@ -453,6 +443,4 @@ def test_a_database_outage_is_a_clean_503_and_heals_itself(stack):
         "partial_writes": 0,
         "lost_acknowledged_writes": 0,
     }
-    folder = ROOT / "test-artifacts" / "reliability"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "outage.json").write_text(json.dumps(figures, indent=2) + "\n")
+    record_figures("outage", **figures)

@@ -44,5 +44,20 @@ def test_check_deploy_passes_with_production_values():
         DEBUG="0",
         SECRET_KEY="prod-" + "k8#Qz!w2" * 8,
         ALLOWED_HOSTS="billing.example.com",
+        DATABASE_URL="postgres://billing@db.example.com:5432/billing",
+        CELERY_BROKER_URL="redis://redis.example.com:6379/0",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_refuses_inline_tasks_and_sqlite():
+    result = _run(
+        ["check", "--deploy"],
+        DEBUG="0",
+        SECRET_KEY="prod-" + "k8#Qz!w2" * 8,
+        ALLOWED_HOSTS="billing.example.com",
+        DATABASE_URL="sqlite:////tmp/billing-check-deploy.sqlite3",
+    )
+    assert result.returncode != 0
+    assert "billing.E001" in result.stderr
+    assert "billing.W002" in result.stderr

@@ -1,13 +1,13 @@
 """The finance workspace in a real browser: Debian's headless Chromium driven by Playwright.
 
 Never downloads a browser: it uses /usr/bin/chromium (CI installs the package).
-Screenshots are kept under test-artifacts/ for a human to look at.
+Screenshots are kept under the test artifacts folder (tests/support/artifacts.py)
+for a human to look at.
 """
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
@@ -15,9 +15,10 @@ from pypdf import PdfReader
 
 from invoices.models import Invoice
 from tests.factories import AccountFactory, make_invoice
+from tests.support.artifacts import artifacts_dir
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = artifacts_dir("browser")
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -29,6 +30,7 @@ LAUNCH_ARGS = [
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     # serialized_rollback: the flush after each test would drop the staff groups of
     # migration 0002; this puts them back for the next one.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -48,7 +50,6 @@ def _sync_orm_beside_playwright(monkeypatch):
 def browser_page():
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         context = browser.new_context(

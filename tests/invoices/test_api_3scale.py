@@ -15,7 +15,7 @@ from accounts.services import account_soft_delete, account_update, api_key_revok
 from invoices import services
 from invoices.models import Invoice, PaymentTransaction
 from tests.factories import AccountFactory, make_api_key, make_invoice
-from tests.invoices.threescale_helpers import (
+from tests.support.threescale import (
     XML_DECLARATION,
     parse_xml,
     send_form,

@@ -11,7 +11,7 @@ import time_machine
 from invoices import services
 from invoices.models import Invoice, LineItem
 from tests.factories import make_invoice
-from tests.invoices.threescale_helpers import (
+from tests.support.threescale import (
     XML_DECLARATION,
     parse_xml,
     send_form,

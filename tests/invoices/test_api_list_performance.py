@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from billing.api import pagination
 from invoices.models import Invoice
 from tests.factories import AccountFactory, make_invoice
-from tests.invoices.threescale_helpers import parse_xml, url
+from tests.support.threescale import parse_xml, url
 
 State = Invoice.State
 

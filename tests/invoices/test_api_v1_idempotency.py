@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from typing import Any
 
 import pytest
 from django.db import connection, connections
@@ -16,8 +17,7 @@ from billing.api import idempotency
 from invoices import services
 from invoices.models import Invoice, PaymentTransaction
 from tests.factories import make_api_key, make_invoice
-
-TODAY = dt.date.today()
+from tests.support.clock import today
 
 
 def client_for(secret: str) -> APIClient:
@@ -27,7 +27,7 @@ def client_for(secret: str) -> APIClient:
 
 
 def post(client: APIClient, path: str, body: dict | None, key: str | None):
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+    headers: dict[str, Any] = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
     if body is None:
         return client.post(path, **headers)
     return client.post(path, data=json.dumps(body), content_type="application/json", **headers)
@@ -37,8 +37,8 @@ def body_for(account: Account, amount: str = "100.00") -> dict:
     return {
         "customer_id": account.pk,
         "amount": float(amount),
-        "date": TODAY.isoformat(),
-        "due_date": (TODAY + dt.timedelta(days=30)).isoformat(),
+        "date": today().isoformat(),
+        "due_date": (today() + dt.timedelta(days=30)).isoformat(),
     }
 
 
@@ -223,7 +223,7 @@ def test_a_concurrent_duplicate_is_409_while_the_first_runs(monkeypatch):
         return real_issue(**kwargs)
 
     monkeypatch.setattr(services, "invoice_issue", slow_issue)
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {}
 
     def first_request() -> None:
         try:

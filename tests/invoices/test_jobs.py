@@ -103,7 +103,7 @@ class TestCharge:
         ids = []
         monkeypatch.setattr(
             jobs, "_run",
-            lambda candidates, act, **kw: (ids.extend(candidates.values_list("pk", flat=True)),
+            lambda candidates, act, **kw: (ids.extend(candidates.values_list("pk", flat=True)),  # type: ignore[func-returns-value]
                                            paid_meanwhile(candidates, act, **kw))[1],
         )  # fmt: skip
         with time_machine.travel(at(invoice.due_on), tick=False):

@@ -12,7 +12,7 @@ from billing.lib.money import line_cost, quantize, vat_amount
 from invoices import services as invoice_services
 from invoices.models import Invoice, InvoiceEvent, LineItem
 from tests.factories import AccountFactory
-from tests.usage.conftest import record
+from tests.support.usage import record
 from usage import services
 from usage.exceptions import InvalidBillingMonth
 from usage.models import UsageRecord
@@ -228,7 +228,7 @@ class TestBillingRun:
         assert UsageRecord.objects.filter(line_item__isnull=False).count() == 0
 
         real_batch = services._bill_accounts
-        calls = []
+        calls: list[object] = []
 
         def crash_after_first(*args, **kwargs):
             if calls:

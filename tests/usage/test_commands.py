@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from invoices.models import Invoice
-from tests.usage.conftest import record
+from tests.support.usage import record
 from usage.models import UsageRecord
 from usage.services import usage_ingest
 

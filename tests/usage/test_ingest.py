@@ -11,7 +11,7 @@ import pytest
 
 from invoices.models import Invoice
 from tests.factories import make_invoice
-from tests.usage.conftest import client_for, record
+from tests.support.usage import client_for, record
 from usage.models import UsageRecord
 from usage.services import usage_ingest
 

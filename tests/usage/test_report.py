@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.usage.conftest import client_for, record
+from tests.support.usage import client_for, record
 from usage.services import usage_ingest
 
 URL = "/v1/usage/report"

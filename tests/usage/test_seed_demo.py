@@ -16,6 +16,7 @@ from usage.models import UsageRecord
 @pytest.mark.django_db
 def test_seed_demo_is_idempotent_and_prints_credentials(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
+    settings.DEBUG = True
     out = io.StringIO()
     call_command("seed_demo", "--usage-per-account", "5", stdout=out)
     counts = (Account.objects.count(), Invoice.objects.count(), UsageRecord.objects.count())

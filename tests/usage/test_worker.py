@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection
 
 from invoices.models import Invoice
-from tests.usage.conftest import record
+from tests.support.usage import record
 from usage.services import usage_ingest
 
 BROKER = "redis://127.0.0.1:6379/5"
@@ -28,6 +28,7 @@ def _redis_up() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_billing_run_task_in_a_worker(owner, tmp_path):

@@ -44,7 +44,7 @@ def account_json(account: Account, links: Links) -> dict[str, Any]:
         data["vat_code"] = account.vat_code
     data["vat_rate"] = None if account.vat_rate is None else money(account.vat_rate)
     data["currency"] = account.currency
-    data["payment_terms_days"] = account.payment_terms_days
+    data["payment_terms_days"] = account.effective_payment_terms_days
     data["payment_method"] = account.payment_method
     data["credit_card_stored"] = _credit_card_stored(account)
     if account.card_last4:
@@ -84,7 +84,7 @@ def account_xml(account: Account) -> Element:
                 "vat_rate", None if account.vat_rate is None else ruby_decimal(account.vat_rate)
             ),
             Element("currency", account.currency),
-            Element("payment_terms_days", str(account.payment_terms_days)),
+            Element("payment_terms_days", str(account.effective_payment_terms_days)),
             Element("payment_method", account.payment_method),
             Element("credit_card_stored", "true" if _credit_card_stored(account) else "false"),
             Element("credit_card_partial_number", _text(account.card_last4)),

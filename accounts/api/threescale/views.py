@@ -147,7 +147,10 @@ def account_fields(request) -> dict[str, Any]:
         fields["vat_rate"] = None if vat_rate == "" else decimal(vat_rate, "vat_rate")
     terms = get("payment_terms_days")
     if terms is not None:
-        fields["payment_terms_days"] = _whole_number(terms, "payment_terms_days")
+        # Empty: back to the default payment terms.
+        fields["payment_terms_days"] = (
+            None if terms == "" else _whole_number(terms, "payment_terms_days")
+        )
     return fields
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
@@ -15,7 +16,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.viewsets import ViewSet
 
 import billing.api.openapi  # noqa: F401  (documents the authentication)
-from billing.api.authentication import ThreeScaleKeyAuthentication
+from billing.api.authentication import ApiKeyPrincipal, ThreeScaleKeyAuthentication
 from billing.api.body import BodyError, read_json
 from billing.api.permissions import HasApiKey, WriteScopeForUnsafe, request_api_key
 from billing.api.threescale.errors import threescale_exception_handler
@@ -120,7 +121,7 @@ class ThreeScaleViewSet(ViewSet):
 
     @property
     def actor(self) -> str:
-        return self.request.user.actor
+        return cast(ApiKeyPrincipal, self.request.user).actor
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from accounts.models import Seller
 from billing.api.threescale.representations import Links, Pagination
@@ -182,7 +182,7 @@ def invoice_xml(
         Element("cost", ruby_decimal(invoice.cost)),
     ]
     if vat_shown:
-        children.append(Element("vat_rate", ruby_decimal(invoice.vat_rate)))
+        children.append(Element("vat_rate", ruby_decimal(cast(Decimal, invoice.vat_rate))))
         children.append(Element("vat_amount", ruby_decimal(invoice.vat_amount)))
     children += [
         Element("cost_without_vat", ruby_decimal(invoice.cost_without_vat)),

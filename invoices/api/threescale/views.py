@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import signing
 from django.http import FileResponse, HttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 from drf_spectacular.types import OpenApiTypes
@@ -59,7 +60,7 @@ class InvoiceLookupMixin:
         invoice_id = path_id(pk)
         if invoice_id is None:
             raise NotFound()
-        qs = invoice_visible_to(self.api_key)
+        qs = invoice_visible_to(self.api_key)  # type: ignore[attr-defined]
         if account_id is not None:
             buyer_id = path_id(account_id)
             if buyer_id is None:
@@ -113,7 +114,7 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         if raw_account_id is None or raw_account_id == "":
             raise MissingParameter("account_id")
         account_id = optional_id(raw_account_id, "account_id")
-        account = account_visible_to(self.api_key).filter(pk=account_id).first()
+        account = account_visible_to(self.api_key).filter(pk=account_id or 0).first()
         if account is None:
             raise Unprocessable.on("account_id", "not found")
         period = _period(param(request, "period", wrapper="invoice"))
@@ -387,7 +388,7 @@ def invoice_pdf_download(request, token: str):
     except signing.BadSignature:
         return HttpResponse("Invalid link.", status=403, content_type="text/plain")
     invoice_id = path_id(value)
-    invoice = Invoice.objects.select_related("account").filter(pk=invoice_id).first()
+    invoice = Invoice.objects.select_related("account").filter(pk=invoice_id or 0).first()
     if invoice is None:
         return HttpResponse("Not found.", status=404, content_type="text/plain")
     filename = f"invoice-{invoice.friendly_id or f'draft-{invoice.pk}'}.pdf"
@@ -398,7 +399,9 @@ def invoice_pdf_download(request, token: str):
         except (FileNotFoundError, OSError):
             handle = None
         if handle is not None:
-            response = FileResponse(handle, content_type="application/pdf", filename=filename)
+            response: HttpResponseBase = FileResponse(
+                handle, content_type="application/pdf", filename=filename
+            )
             response["Cache-Control"] = "private, no-store"
             return response
     from invoices.pdf import invoice_pdf_content

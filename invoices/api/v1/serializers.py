@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -382,7 +382,8 @@ class InvoiceCreateSerializer(_InvoiceWriteSerializer):
     description = serializers.CharField(
         required=False, max_length=255, help_text="Text of the single line made from `amount`."
     )
-    line_items = LineItemInputSerializer(
+    # max_length is the ListSerializer's (many=True), which the stubs do not know.
+    line_items = LineItemInputSerializer(  # type: ignore[call-arg]
         many=True, required=False, allow_empty=False, max_length=MAX_LINE_ITEMS
     )
     draft = StrictBooleanField(
@@ -439,7 +440,7 @@ class InvoiceCreateSerializer(_InvoiceWriteSerializer):
                     invoice = services.invoice_issue(
                         invoice=invoice,
                         actor=actor,
-                        now=_issue_moment(day),
+                        now=_issue_moment(cast(dt.date, day)),  # validated: required to issue
                         due_on=validated_data["due_date"],
                     )
         except InvoiceValidationError as exc:
@@ -473,12 +474,13 @@ class InvoiceUpdateSerializer(_InvoiceWriteSerializer):
     date = StrictDateField(required=False, help_text="Picks the billed month.")
     currency = serializers.CharField(required=False, min_length=3, max_length=3)
     description = serializers.CharField(required=False, max_length=255)
-    line_items = LineItemInputSerializer(
+    # max_length is the ListSerializer's (many=True), which the stubs do not know.
+    line_items = LineItemInputSerializer(  # type: ignore[call-arg]
         many=True, required=False, allow_empty=True, max_length=MAX_LINE_ITEMS
     )
 
     def validate(self, attrs: dict) -> dict:
-        invoice: Invoice = self.instance
+        invoice = cast(Invoice, self.instance)
         errors: dict[str, list[str]] = {}
         if not self.partial:
             if "date" not in attrs:

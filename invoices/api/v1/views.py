@@ -223,7 +223,7 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
         return getattr(self.request.user, "actor", "")
 
     def get_serializer_context(self) -> dict:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         context["api_key"] = request_api_key(self.request)
         context["actor"] = self.actor
         return context

@@ -2,6 +2,8 @@
 
 Safe to run again: the data is created once; the admin password is reset and
 a fresh demo API key is printed on every run (older demo keys are revoked).
+It refuses to run when DEBUG is off (production) unless given --force: it would
+reset the `admin` login to a published password.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 from decimal import Decimal
+from typing import cast
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -63,8 +67,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--usage-per-account", type=int, default=150)
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even when DEBUG is off (resets the admin password to a known one).",
+        )
 
     def handle(self, *args, **options) -> None:
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError(
+                "seed_demo loads demo data and resets the admin login to a known password; "
+                "it refuses to run with DEBUG off. Use DEBUG=1 (as `make seed` does) or --force."
+            )
         if Account.objects.filter(org_name=ACCOUNTS[0][0]).exists():
             self.stdout.write("Demo data already present; keeping it.")
         else:
@@ -153,6 +167,7 @@ class Command(BaseCommand):
             )
             return invoice
         invoice = inv.invoice_issue(invoice=invoice, actor=ACTOR, now=issue_at)
+        due_on = cast(dt.date, invoice.due_on)  # set by issuing
         if months_ago == 1:
             return invoice  # pending, not yet due
         if index == 6:  # bank transfer customer
@@ -168,16 +183,14 @@ class Command(BaseCommand):
                 try:
                     inv.invoice_charge(
                         invoice=invoice, actor=ACTOR, automatic=True,
-                        now=_at(invoice.due_on + dt.timedelta(days=3 * attempt)),
+                        now=_at(due_on + dt.timedelta(days=3 * attempt)),
                     )  # fmt: skip
                 except ChargeFailed:
                     pass
             return invoice
         if months_ago == 5 and index == 4:
             return inv.invoice_cancel(invoice=invoice, actor=ACTOR, reason="credited", now=issue_at)
-        return inv.invoice_charge(
-            invoice=invoice, actor=ACTOR, automatic=True, now=_at(invoice.due_on)
-        )
+        return inv.invoice_charge(invoice=invoice, actor=ACTOR, automatic=True, now=_at(due_on))
 
     def _usage(self, accounts, today, per_account, rng) -> int:
         rows = []
