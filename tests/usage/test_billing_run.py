@@ -195,13 +195,21 @@ class TestBillingRun:
         new = Invoice.objects.get(account=usd, state="open")
         assert new.cost_without_vat == Decimal("1.00")
 
-    def test_only_active_accounts_are_billed(self, accounts):
+    def test_deleted_accounts_are_not_billed(self, accounts):
+        usd, jpy = accounts
+        Account.objects.filter(pk=jpy.pk).update(state="deleted", deleted_at=NOW)
+        result = bill()
+        assert result.skipped_unbillable == {jpy.pk: 1}
+        assert not Invoice.objects.filter(account=jpy).exists()
+        assert Invoice.objects.filter(account=usd).exists()
+
+    def test_suspended_accounts_are_billed_like_invoice_create_allows(self, accounts):
+        # One rule for "billable": a suspended account still owes what it used.
         usd, jpy = accounts
         Account.objects.filter(pk=jpy.pk).update(state="suspended")
         result = bill()
-        assert result.skipped_inactive == {jpy.pk: 1}
-        assert not Invoice.objects.filter(account=jpy).exists()
-        assert Invoice.objects.filter(account=usd).exists()
+        assert result.skipped_unbillable == {}
+        assert Invoice.objects.get(account=jpy).cost_without_vat == Decimal("121")
 
     def test_one_account(self, accounts):
         usd, jpy = accounts

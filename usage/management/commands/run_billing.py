@@ -85,7 +85,7 @@ class Command(BaseCommand):
                 f"account {account_id}: {records} records left unbilled, "
                 f"its {month:%Y-%m} invoice is already issued"
             )
-        for account_id, records in sorted(result.skipped_inactive.items()):
+        for account_id, records in sorted(result.skipped_unbillable.items()):
             self.stdout.write(
-                f"account {account_id}: {records} records left unbilled, the account is not active"
+                f"account {account_id}: {records} records left unbilled, the account is deleted"
             )
