@@ -27,10 +27,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import Account
+from billing.lib.months import parse_month
 from billing.lib.paging import EstimatedCountPaginator
 from invoices import services
 from invoices.exceptions import InvoiceError, InvoiceValidationError
-from invoices.export import invoice_csv_lines, parse_month
+from invoices.export import invoice_csv_lines
 from invoices.models import Invoice, InvoiceCounter, InvoiceEvent, LineItem, PaymentTransaction
 from invoices.pdf import format_amount, invoice_pdf_content, invoice_pdf_filename
 

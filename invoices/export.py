@@ -7,8 +7,6 @@ rows, so finance gets the same file whichever way they ask for it.
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import re
 from collections.abc import Iterable, Iterator
 
 from django.db.models import QuerySet
@@ -36,15 +34,6 @@ CSV_HEADER = (
     "created_at",
 )
 CHUNK_SIZE = 2000
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def parse_month(value: str) -> dt.date:
-    """`2026-11` -> 2026-11-01 (a period); ValueError for anything else."""
-    match = _MONTH_RE.match(value.strip())
-    if match is None:
-        raise ValueError(f"must be YYYY-MM, got {value!r}")
-    return dt.date(int(match.group(1)), int(match.group(2)), 1)
 
 
 class _Echo:

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from invoices.export import parse_month
+from billing.lib.months import parse_month
 from tests.factories import AccountFactory, make_invoice
 
 
