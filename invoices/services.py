@@ -917,7 +917,7 @@ def invoices_upsert_background_lines(
             result.line_ids[(pk, source)] = line_id
 
     for _, invoice, is_new, before, created, updated in plans:
-        added = invoice.cost_without_vat - before
+        added = quantize(invoice.cost_without_vat - before, invoice.currency)
         result.amount[invoice.currency] = result.amount.get(invoice.currency, ZERO) + added
         result.lines_created += len(created)
         result.lines_updated += len(updated)
