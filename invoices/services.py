@@ -822,20 +822,19 @@ def invoices_upsert_background_lines(
 
     # Decide everything in memory first, so a limit breached by the invoice's
     # new total refuses the account before anything is written.
-    plans = []
+    plans: list[tuple[int, Invoice, bool, Decimal, list[LineSpec], list[tuple]]] = []
     for pk in billable:
         account = accounts[pk]
-        invoice = invoices.get(pk)
-        is_new = invoice is None
-        if is_new:
-            invoice = Invoice(
-                account_id=pk,
-                period=period,
-                creation_type=Invoice.CreationType.BACKGROUND,
-                state=State.OPEN,
-                created_at=now,
-                updated_at=now,
-            )
+        found = invoices.get(pk)
+        is_new = found is None
+        invoice = found or Invoice(
+            account_id=pk,
+            period=period,
+            creation_type=Invoice.CreationType.BACKGROUND,
+            state=State.OPEN,
+            created_at=now,
+            updated_at=now,
+        )
         before = ZERO if is_new else invoice.cost_without_vat
         _apply_live_terms(invoice, account)
         lines = existing.get(invoice.pk, {}) if not is_new else {}

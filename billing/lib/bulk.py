@@ -6,9 +6,15 @@ Plain helpers over any model; the app that owns the table decides what to write.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
+
+
+def _field(model: type[Model], name: str) -> Field:
+    """A concrete field by name or attname (`invoice_id`)."""
+    return cast(Field, model._meta.get_field(name))
 
 
 def insert_rows(model: type[Model], columns: Sequence[str], rows: list[tuple]) -> None:
@@ -20,7 +26,7 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: list[tuple]) -
             [model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500
         )
         return
-    names = ", ".join(f'"{model._meta.get_field(c).column}"' for c in columns)
+    names = ", ".join(f'"{_field(model, c).column}"' for c in columns)
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f'COPY "{model._meta.db_table}" ({names}) FROM STDIN') as copy:
             for row in rows:
@@ -45,7 +51,7 @@ def update_rows(model: type[Model], columns: Sequence[str], rows: list[tuple]) -
         model._default_manager.bulk_update(objects, list(columns), batch_size=500)
         return
     meta = model._meta
-    fields = [meta.get_field(name) for name in columns]
+    fields = [_field(model, name) for name in columns]
     staging = f"{meta.db_table}_changes"
     definition = ", ".join(f'"{f.column}" {f.db_type(connection)}' for f in fields)
     names = ", ".join(f'"{f.column}"' for f in fields)
