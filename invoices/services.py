@@ -734,6 +734,13 @@ def _event(
     )
 
 
+_UNIT_PRICE_STEP = Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES)
+
+
+def _line_name(spec: LineSpec) -> str:
+    return spec.name.strip()[:255]
+
+
 def _check_specs(specs: Sequence[LineSpec]) -> str | None:
     """Why these lines cannot go on one invoice, or None."""
     sources: set[str] = set()
@@ -749,6 +756,11 @@ def _check_specs(specs: Sequence[LineSpec]) -> str | None:
             _validate_line_amounts(spec.quantity, spec.unit_price)
         except InvoiceValidationError as exc:
             return f"line {spec.source!r}: {exc.field} {exc.message}"
+        if spec.unit_price != spec.unit_price.quantize(_UNIT_PRICE_STEP):
+            return (
+                f"line {spec.source!r}: unit_price has more than "
+                f"{UNIT_PRICE_DECIMAL_PLACES} decimal places"
+            )
     return None
 
 
@@ -847,11 +859,11 @@ def invoices_upsert_background_lines(
             if current is None:
                 created.append(spec)
             elif (current[2], current[3], current[4], current[5]) != (
-                spec.name, spec.description, spec.quantity, spec.unit_price
+                _line_name(spec), spec.description, spec.quantity, spec.unit_price
             ):  # fmt: skip
                 updated.append(
-                    (current[0], spec.name, spec.description, spec.quantity, spec.unit_price,
-                     cost, spec.type, now)
+                    (current[0], _line_name(spec), spec.description, spec.quantity,
+                     spec.unit_price, cost, spec.type, now)
                 )  # fmt: skip
             else:
                 result.line_ids[(pk, spec.source)] = current[0]
@@ -881,7 +893,7 @@ def invoices_upsert_background_lines(
         ("invoice_id", "name", "description", "quantity", "unit_price", "cost", "type",
          "source", "contract_type", "created_at", "updated_at"),
         [
-            (invoice.pk, spec.name.strip()[:255], spec.description, spec.quantity,
+            (invoice.pk, _line_name(spec), spec.description, spec.quantity,
              spec.unit_price, line_cost(spec.quantity, spec.unit_price, invoice.currency),
              spec.type, spec.source, "", now, now)
             for _, invoice, _, _, created, _ in plans

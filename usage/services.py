@@ -97,7 +97,9 @@ def usage_validate(
 
     account_ids = {record.account_id for _, record in clean}
     if account_ids:
-        known = set(Account.objects.alive().filter(pk__in=account_ids).values_list("pk", flat=True))
+        known = set(
+            Account.objects.billable().filter(pk__in=account_ids).values_list("pk", flat=True)
+        )
         for index, record in clean:
             if record.account_id not in known:
                 errors.append(

@@ -135,6 +135,7 @@ class TestUpsertBackgroundLines:
             [spec("", "1")],
             [spec("a", "1", name=" ")],
             [spec("a", "1", type="nonsense")],
+            [spec("a", "0.123456789")],
             # Each line within its limit, the invoice's total beyond it.
             [spec("a", str(MAX_AMOUNT)), spec("b", str(MAX_AMOUNT))],
         ],
