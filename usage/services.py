@@ -515,9 +515,15 @@ def _bill_accounts(
         for line_id in (written.line_ids.get((account, usage_source(service, region))),)
         if line_id is not None
     }
-    result.records_billed += _link_records(period, links)
+    linked_now = _link_records(period, links)
+    result.records_billed += linked_now
+    # Records are only ever added (and other runs wait for the account locks),
+    # so linking exactly as many records as were totalled means linking exactly
+    # those: the usual case, with nothing more to check.
+    if linked_now == sum(unbilled[key][0] for key in links.values() if key in unbilled):
+        return
 
-    # The second count: every line against the records now linked to it.
+    # A record arrived in between: count every line against the records now linked to it.
     linked = {
         line_id: (records, cost or ZERO, seconds or 0)
         for line_id, records, cost, seconds in UsageRecord.objects.filter(
