@@ -27,6 +27,11 @@ class AccountQuerySet(models.QuerySet["Account"]):
         """Accounts that are not soft-deleted."""
         return self.exclude(state=Account.State.DELETED)
 
+    def billable(self) -> AccountQuerySet:
+        """Accounts that may be invoiced: every account not deleted. A suspended
+        account still owes what it used (its usage is accepted, so it is billed)."""
+        return self.exclude(state=Account.State.DELETED)
+
 
 class Account(models.Model):
     """A buyer: the customer who receives invoices (3scale's buyer account)."""
@@ -111,6 +116,11 @@ class Account(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.state == self.State.DELETED
+
+    @property
+    def is_billable(self) -> bool:
+        """The rule of `Account.objects.billable()`, for one loaded account."""
+        return self.state != self.State.DELETED
 
     @property
     def address(self) -> str:

@@ -37,6 +37,7 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Account  # noqa: E402
+from billing.lib.months import add_months, month_bounds, month_end, previous_month  # noqa: E402
 from invoices.models import Invoice  # noqa: E402
 from usage import selectors, services  # noqa: E402
 
@@ -46,11 +47,6 @@ MONTHS = 10
 def say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-def _months_back(today: dt.date, n: int) -> dt.date:
-    index = today.year * 12 + today.month - 1 - n
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def _backend_cpu() -> float:
@@ -114,7 +110,7 @@ def _generate(records: int, account_ids: list[int], start: dt.datetime, seconds:
 def _time_report(account_ids: list[int], month: dt.date, runs: int) -> list[float]:
     query = selectors.UsageReportQuery(
         start_date=month,
-        end_date=services.month_bounds(month)[1].date() - dt.timedelta(days=1),
+        end_date=month_end(month),
     )
     timings = []
     for n in range(runs):
@@ -140,11 +136,11 @@ def report(args) -> None:
     call_command("migrate", verbosity=0)
     ids = _reset(args.accounts)
     today = timezone.now().date()
-    first = _months_back(today, MONTHS)
+    first = add_months(today, -MONTHS)
     start = dt.datetime(first.year, first.month, 1, tzinfo=dt.UTC)
     end = dt.datetime(today.year, today.month, 1, tzinfo=dt.UTC)
     took = _generate(args.records, ids, start, int((end - start).total_seconds()))
-    month = _months_back(today, 1)
+    month = previous_month(today)
     per_month = args.records // args.accounts // MONTHS
     say(f"generated {args.records:,} records for {args.accounts:,} accounts in {took:.0f} s "
           f"(about {per_month} per account and month)")  # fmt: skip
@@ -169,8 +165,8 @@ def report(args) -> None:
 def billing(args) -> None:
     call_command("migrate", verbosity=0)
     ids = _reset(args.accounts)
-    month = _months_back(timezone.now().date(), 1)
-    start, end = services.month_bounds(month)
+    month = previous_month(timezone.now().date())
+    start, end = month_bounds(month)
     took = _generate(args.records, ids, start, int((end - start).total_seconds()) - 1)
     say(f"generated {args.records:,} unbilled records for {args.accounts:,} accounts "
           f"in {month:%Y-%m} in {took:.0f} s")  # fmt: skip

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -20,6 +22,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Account, Seller
+from billing.lib.bulk import insert_rows, update_rows
 from billing.lib.money import (
     MAX_AMOUNT,
     QUANTITY_DECIMAL_PLACES,
@@ -667,3 +670,286 @@ def invoice_charge(
             locked.save()
             _record_event(locked, InvoiceEvent.Kind.CHARGE_FAILED, actor=actor, data=data, now=now)
     raise ChargeFailed("Failed to charge the credit card.")
+
+
+# --- bulk writes for billing runs ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """A line a billing run wants on an account's background invoice of a month.
+
+    `source` names the line within its invoice (unique per invoice, e.g.
+    `usage:EC2:us-west-1`): a spec whose source is already on the invoice
+    replaces that line's amounts, any other is added as a new line.
+    """
+
+    name: str
+    quantity: Decimal
+    unit_price: Decimal
+    type: str
+    source: str
+    description: str = ""
+
+
+@dataclass
+class BackgroundLinesResult:
+    """What `invoices_upsert_background_lines` did, for the run's report."""
+
+    # The id of every line now holding a spec, by (account_id, source).
+    line_ids: dict[tuple[int, str], int] = field(default_factory=dict)
+    invoices_created: int = 0
+    invoices_updated: int = 0
+    lines_created: int = 0
+    lines_updated: int = 0
+    # Net amount (without VAT) added to the invoices, per currency.
+    amount: dict[str, Decimal] = field(default_factory=dict)
+    # Accounts left alone: the month's background invoice is already issued,
+    # the account is not billable, or its lines break a limit ({account: why}).
+    skipped_issued: set[int] = field(default_factory=set)
+    skipped_unbillable: set[int] = field(default_factory=set)
+    rejected: dict[int, str] = field(default_factory=dict)
+
+
+def _event(
+    invoice_id: int,
+    kind: str,
+    *,
+    actor: str,
+    to_state: str = "",
+    reason: str = "",
+    data: dict | None = None,
+    now: dt.datetime,
+) -> InvoiceEvent:
+    """An unsaved event row shaped as `_record_event` writes it, for bulk_create."""
+    return InvoiceEvent(
+        invoice_id=invoice_id,
+        kind=kind,
+        actor=actor,
+        to_state=to_state,
+        reason=reason,
+        data=data or {},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+_UNIT_PRICE_STEP = Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES)
+
+
+def _line_name(spec: LineSpec) -> str:
+    return spec.name.strip()[:255]
+
+
+def _check_specs(specs: Sequence[LineSpec]) -> str | None:
+    """Why these lines cannot go on one invoice, or None."""
+    sources: set[str] = set()
+    for spec in specs:
+        if not spec.source or spec.source in sources:
+            return f"line {spec.source!r}: each line needs its own non-empty source"
+        sources.add(spec.source)
+        if not spec.name or not spec.name.strip():
+            return f"line {spec.source!r}: name can't be blank"
+        if spec.type not in LineItem.Type.values:
+            return f"line {spec.source!r}: unknown type {spec.type!r}"
+        try:
+            _validate_line_amounts(spec.quantity, spec.unit_price)
+        except InvoiceValidationError as exc:
+            return f"line {spec.source!r}: {exc.field} {exc.message}"
+        if spec.unit_price != spec.unit_price.quantize(_UNIT_PRICE_STEP):
+            return (
+                f"line {spec.source!r}: unit_price has more than "
+                f"{UNIT_PRICE_DECIMAL_PLACES} decimal places"
+            )
+    return None
+
+
+@transaction.atomic
+def invoices_upsert_background_lines(
+    *,
+    period: dt.date,
+    lines_by_account: Mapping[int, Sequence[LineSpec]],
+    actor: str,
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> BackgroundLinesResult:
+    """Put lines on each account's background invoice of `period`, in bulk.
+
+    The invoice is created (open) when the account has none that is not
+    cancelled; an open or finalized one is extended; an issued one is never
+    touched (the account is reported in `skipped_issued`). A line whose source
+    is already on the invoice is replaced when its quantity, unit price, name or
+    description changed, and left as it is otherwise. Lines follow the rules of
+    `line_item_add` (amount limits, cost = round(quantity x unit price)), totals
+    those of `_refresh_totals`, VAT and currency the buyer account's live terms;
+    each changed invoice gets one `line_added` event. Accounts whose lines break
+    a limit are refused whole (`rejected`), the others are written.
+
+    Locks, in the documented order: the accounts, then their invoices, so two
+    runs over the same accounts queue and the second finds the work done.
+    Rows are written with a few bulk statements whatever the number of
+    accounts (COPY on PostgreSQL).
+    """
+    now = now or timezone.now()
+    period = validate_period(period, now)
+    result = BackgroundLinesResult()
+    wanted = {pk: list(specs) for pk, specs in lines_by_account.items() if specs}
+    if not wanted:
+        return result
+    accounts = {
+        account.pk: account
+        for account in Account.objects.select_for_update()
+        .billable()
+        .filter(pk__in=sorted(wanted))
+        .order_by("pk")
+    }
+    result.skipped_unbillable = set(wanted) - set(accounts)
+    invoices = {
+        invoice.account_id: invoice
+        for invoice in Invoice.objects.select_for_update()
+        .filter(
+            account_id__in=list(accounts),
+            period=period,
+            creation_type=Invoice.CreationType.BACKGROUND,
+        )
+        .exclude(state=State.CANCELLED)
+        .order_by("pk")
+    }
+    result.skipped_issued = {pk for pk, invoice in invoices.items() if not invoice.is_editable}
+    for pk in accounts:
+        problem = None if pk in result.skipped_issued else _check_specs(wanted[pk])
+        if problem is not None:
+            result.rejected[pk] = problem
+    billable = [
+        pk for pk in accounts if pk not in result.skipped_issued and pk not in result.rejected
+    ]
+
+    # Every line of the invoices being extended: (invoice, source) -> line.
+    existing: dict[int, dict[str, tuple]] = {}
+    for row in LineItem.objects.filter(
+        invoice_id__in=[invoices[pk].pk for pk in billable if pk in invoices]
+    ).values_list("invoice_id", "id", "source", "name", "description", "quantity",
+                  "unit_price", "cost"):  # fmt: skip
+        existing.setdefault(row[0], {})[row[2] or f"#{row[1]}"] = row[1:]
+
+    # Decide everything in memory first, so a limit breached by the invoice's
+    # new total refuses the account before anything is written.
+    plans: list[tuple[int, Invoice, bool, Decimal, list[LineSpec], list[tuple]]] = []
+    for pk in billable:
+        account = accounts[pk]
+        found = invoices.get(pk)
+        is_new = found is None
+        invoice = found or Invoice(
+            account_id=pk,
+            period=period,
+            creation_type=Invoice.CreationType.BACKGROUND,
+            state=State.OPEN,
+            created_at=now,
+            updated_at=now,
+        )
+        before = ZERO if is_new else invoice.cost_without_vat
+        _apply_live_terms(invoice, account)
+        lines = existing.get(invoice.pk, {}) if not is_new else {}
+        costs = {source: line[-1] for source, line in lines.items()}
+        created: list[LineSpec] = []
+        updated: list[tuple] = []
+        for spec in wanted[pk]:
+            cost = line_cost(spec.quantity, spec.unit_price, invoice.currency)
+            current = lines.get(spec.source)
+            if current is None:
+                created.append(spec)
+            elif (current[2], current[3], current[4], current[5]) != (
+                _line_name(spec), spec.description, spec.quantity, spec.unit_price
+            ):  # fmt: skip
+                updated.append(
+                    (current[0], _line_name(spec), spec.description, spec.quantity,
+                     spec.unit_price, cost, spec.type, now)
+                )  # fmt: skip
+            else:
+                result.line_ids[(pk, spec.source)] = current[0]
+                continue
+            costs[spec.source] = cost
+        if not is_new and not created and not updated:
+            continue
+        cost_without_vat, vat, total = invoice_totals(
+            sum(costs.values(), ZERO), vat_rate=invoice.vat_rate, currency=invoice.currency
+        )
+        if cost_without_vat > MAX_AMOUNT or total > MAX_AMOUNT:
+            result.rejected[pk] = f"the invoice total would exceed {MAX_AMOUNT}"
+            continue
+        invoice.cost_without_vat, invoice.vat_amount, invoice.cost = cost_without_vat, vat, total
+        invoice.updated_at = now
+        plans.append((pk, invoice, is_new, before, created, updated))
+
+    new_invoices = [invoice for _, invoice, is_new, *_ in plans if is_new]
+    Invoice.objects.bulk_create(new_invoices, batch_size=1000)
+    events = [
+        _event(invoice.pk, InvoiceEvent.Kind.CREATED, actor=actor, to_state=State.OPEN,
+               reason=reason, now=now)
+        for invoice in new_invoices
+    ]  # fmt: skip
+    insert_rows(
+        LineItem,
+        ("invoice_id", "name", "description", "quantity", "unit_price", "cost", "type",
+         "source", "contract_type", "created_at", "updated_at"),
+        [
+            (invoice.pk, _line_name(spec), spec.description, spec.quantity,
+             spec.unit_price, line_cost(spec.quantity, spec.unit_price, invoice.currency),
+             spec.type, spec.source, "", now, now)
+            for _, invoice, _, _, created, _ in plans
+            for spec in created
+        ],
+    )  # fmt: skip
+    update_rows(
+        LineItem,
+        ("name", "description", "quantity", "unit_price", "cost", "type", "updated_at"),
+        [row for *_, updated in plans for row in updated],
+    )
+    update_rows(
+        Invoice,
+        ("currency", "vat_rate", "vat_code", "cost_without_vat", "vat_amount", "cost",
+         "updated_at"),
+        [
+            (invoice.pk, invoice.currency, invoice.vat_rate, invoice.vat_code,
+             invoice.cost_without_vat, invoice.vat_amount, invoice.cost, now)
+            for _, invoice, is_new, *_ in plans
+            if not is_new
+        ],
+    )  # fmt: skip
+
+    # The ids of the lines just written (the others were filled in above).
+    account_of = {invoice.pk: pk for pk, invoice, *_ in plans}
+    sources = {pk: {spec.source for spec in wanted[pk]} for pk in account_of.values()}
+    for line_id, invoice_id, source in LineItem.objects.filter(
+        invoice_id__in=list(account_of), source__gt=""
+    ).values_list("id", "invoice_id", "source"):
+        pk = account_of[invoice_id]
+        if source in sources[pk]:
+            result.line_ids[(pk, source)] = line_id
+
+    for _, invoice, is_new, before, created, updated in plans:
+        added = quantize(invoice.cost_without_vat - before, invoice.currency)
+        result.amount[invoice.currency] = result.amount.get(invoice.currency, ZERO) + added
+        result.lines_created += len(created)
+        result.lines_updated += len(updated)
+        if is_new:
+            result.invoices_created += 1
+        else:
+            result.invoices_updated += 1
+        events.append(
+            _event(
+                invoice.pk,
+                InvoiceEvent.Kind.LINE_ADDED,
+                actor=actor,
+                reason=reason,
+                data={
+                    "lines_created": len(created),
+                    "lines_updated": len(updated),
+                    "cost_without_vat": str(invoice.cost_without_vat),
+                    "added": str(added),
+                },
+                now=now,
+            )
+        )
+    InvoiceEvent.objects.bulk_create(events, batch_size=1000)
+    return result

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import ClassVar
+
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
 from accounts.models import Account
+from billing.lib.months import month_bounds
 from invoices.models import LineItem
+
+
+class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
+    def of_month(self, month: dt.date) -> UsageRecordQuerySet:
+        """Records that started in `month` (UTC): the records its invoice bills."""
+        start, end = month_bounds(month)
+        return self.filter(start_time__gte=start, start_time__lt=end)
+
+    def unbilled(self, month: dt.date) -> UsageRecordQuerySet:
+        """Records of `month` that no invoice line bills yet: what a billing run picks up."""
+        return self.of_month(month).filter(line_item__isnull=True)
 
 
 class UsageRecord(models.Model):
@@ -39,6 +54,8 @@ class UsageRecord(models.Model):
     )
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     updated_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    objects: ClassVar[UsageRecordQuerySet] = UsageRecordQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta:
         ordering = ["start_time", "id"]

@@ -46,8 +46,11 @@ def usage_report_queryset(
 ) -> QuerySet[UsageRecord]:
     """The records a report covers. `account_ids` limits them (an account-limited key)."""
     start = dt.datetime.combine(query.start_date, dt.time.min, tzinfo=dt.UTC)
-    end = dt.datetime.combine(query.end_date + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
-    qs = UsageRecord.objects.filter(start_time__gte=start, start_time__lt=end)
+    qs = UsageRecord.objects.filter(start_time__gte=start)
+    # The day after end_date bounds the range; 9999-12-31 has none and needs no bound.
+    if query.end_date < dt.date.max:
+        end = dt.datetime.combine(query.end_date + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+        qs = qs.filter(start_time__lt=end)
     if account_ids is not None:
         qs = qs.filter(account_id__in=account_ids)
     if query.account_id is not None:

@@ -7,14 +7,16 @@ twice. On PostgreSQL the batch is COPYed into a temporary staging table and
 moved over with one INSERT ... SELECT ... ON CONFLICT DO NOTHING.
 
 The billing run turns a month's unbilled usage into background invoices, one
-line per service and region. It works in per-batch-of-accounts transactions,
-so a run killed half-way leaves whole batches done or untouched, and a new
-run finishes the job: every step is derived from what is still unbilled.
+line per service and region: it totals the usage, hands the lines to
+`invoices.services.invoices_upsert_background_lines` (invoices own every write
+to their tables) and links the records to the lines it gets back. It works in
+per-batch-of-accounts transactions, so a run killed half-way leaves whole
+batches done or untouched, and a new run finishes the job: every step is
+derived from what is still unbilled.
 """
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import datetime as dt
 import threading
@@ -23,16 +25,20 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import cast
 
 from django.db import connection, connections, transaction
-from django.db.models import Count, Field, Model, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.lib.money import UNIT_PRICE_DECIMAL_PLACES, ZERO, line_cost
-from invoices.models import Invoice, InvoiceEvent, LineItem
-from invoices.services import invoice_totals
+from billing.lib.money import UNIT_PRICE_DECIMAL_PLACES, ZERO
+from billing.lib.months import FIRST_BILLABLE_MONTH, month_start
+from invoices.models import Invoice, LineItem
+from invoices.services import (
+    BackgroundLinesResult,
+    LineSpec,
+    invoices_upsert_background_lines,
+)
 from usage.exceptions import (
     InvalidBillingMonth,
     UsageBatchEmpty,
@@ -46,13 +52,6 @@ BILLING_ACTOR = "system:billing_run"
 USAGE_SOURCE_PREFIX = "usage:"
 BILLING_BATCH_ACCOUNTS = 500
 _UNIT_PRICE_PLACES = Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES)
-
-
-def month_bounds(period: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """[first instant, first instant of the next month) of a month, in UTC."""
-    start = dt.datetime(period.year, period.month, 1, tzinfo=dt.UTC)
-    days = calendar.monthrange(period.year, period.month)[1]
-    return start, start + dt.timedelta(days=days)
 
 
 def usage_source(service: str, region: str) -> str:
@@ -98,7 +97,9 @@ def usage_validate(
 
     account_ids = {record.account_id for _, record in clean}
     if account_ids:
-        known = set(Account.objects.alive().filter(pk__in=account_ids).values_list("pk", flat=True))
+        known = set(
+            Account.objects.billable().filter(pk__in=account_ids).values_list("pk", flat=True)
+        )
         for index, record in clean:
             if record.account_id not in known:
                 errors.append(
@@ -279,8 +280,10 @@ class BillingRunResult:
     # Accounts whose invoice for the month is already issued: their late usage
     # stays unbilled, {account_id: unbilled records}.
     skipped_issued: dict[int, int] = field(default_factory=dict)
-    # Accounts with unbilled usage that are not active (suspended or deleted).
-    skipped_inactive: dict[int, int] = field(default_factory=dict)
+    # Accounts with unbilled usage that are not billable (deleted).
+    skipped_unbillable: dict[int, int] = field(default_factory=dict)
+    # Accounts whose usage would break an invoice limit: {account_id: why}.
+    rejected: dict[int, str] = field(default_factory=dict)
 
     def merge(self, other: BillingRunResult) -> None:
         """Add the counts of one batch, billed on another thread."""
@@ -290,7 +293,8 @@ class BillingRunResult:
         for currency, amount in other.amount.items():
             self.amount[currency] = self.amount.get(currency, ZERO) + amount
         self.skipped_issued.update(other.skipped_issued)
-        self.skipped_inactive.update(other.skipped_inactive)
+        self.skipped_unbillable.update(other.skipped_unbillable)
+        self.rejected.update(other.rejected)
 
     def as_dict(self) -> dict:
         return {
@@ -304,16 +308,18 @@ class BillingRunResult:
             "records_billed": self.records_billed,
             "amount": {currency: str(value) for currency, value in sorted(self.amount.items())},
             "skipped_issued": {str(k): v for k, v in sorted(self.skipped_issued.items())},
-            "skipped_inactive": {str(k): v for k, v in sorted(self.skipped_inactive.items())},
+            "skipped_unbillable": {str(k): v for k, v in sorted(self.skipped_unbillable.items())},
+            "rejected": {str(k): v for k, v in sorted(self.rejected.items())},
         }
 
 
 def validate_billing_month(month: dt.date, now: dt.datetime | None = None) -> dt.date:
     now = now or timezone.now()
-    period = month.replace(day=1)
-    if period < dt.date(2000, 1, 1) or period > now.date().replace(day=1):
+    period = month_start(month)
+    if period < FIRST_BILLABLE_MONTH or period > month_start(now.date()):
         raise InvalidBillingMonth(
-            f"Cannot bill {period:%Y-%m}: the month must be between 2000-01 and the current month."
+            f"Cannot bill {period:%Y-%m}: the month must be between "
+            f"{FIRST_BILLABLE_MONTH:%Y-%m} and the current month."
         )
     return period
 
@@ -330,45 +336,41 @@ def usage_bill_month(
 ) -> BillingRunResult:
     """Bill one month's unbilled usage into background invoices.
 
-    For every active account with unbilled usage in the month: its background
-    invoice of the month (created if missing, extended while still open or
-    finalized, never touched once issued) gets one usage line per service and
-    region, whose amount is the sum of the records linked to it. A dry run
-    does the same work inside a transaction that is rolled back, so its counts
-    are exactly those of a real run. `workers` > 1 bills that many batches at
-    once on separate database connections (PostgreSQL; batches never share an
-    account, so they never wait for each other).
+    For every billable account (`Account.objects.billable()`) with unbilled
+    usage in the month, its background invoice of the month (created if
+    missing, extended while still open or finalized, never touched once
+    issued; all decided by `invoices_upsert_background_lines`) gets one usage
+    line per service and region, whose amount is the sum of the records linked
+    to it. A dry run does the same work inside a transaction that is rolled
+    back, so its counts are exactly those of a real run. `workers` > 1 bills
+    that many batches at once on separate database connections (PostgreSQL;
+    batches never share an account, so they never wait for each other).
     """
     now = now or timezone.now()
     period = validate_billing_month(month, now)
-    start, end = month_bounds(period)
     result = BillingRunResult(month=period, dry_run=dry_run)
 
-    unbilled = UsageRecord.objects.filter(
-        line_item__isnull=True, start_time__gte=start, start_time__lt=end
-    )
+    unbilled = UsageRecord.objects.unbilled(period)
     if account_id is not None:
         unbilled = unbilled.filter(account_id=account_id)
     candidates = sorted(set(unbilled.order_by().values_list("account_id", flat=True).distinct()))
-    active = set(
-        Account.objects.filter(pk__in=candidates, state=Account.State.ACTIVE).values_list(
-            "pk", flat=True
-        )
+    billable = set(
+        Account.objects.billable().filter(pk__in=candidates).values_list("pk", flat=True)
     )
-    inactive = [pk for pk in candidates if pk not in active]
-    if inactive:
-        result.skipped_inactive = _unbilled_counts(inactive, start, end)
-    billable = [pk for pk in candidates if pk in active]
+    unbillable = [pk for pk in candidates if pk not in billable]
+    if unbillable:
+        result.skipped_unbillable = _unbilled_counts(unbillable, period)
+    accounts = [pk for pk in candidates if pk in billable]
 
-    batches = [billable[i : i + batch_size] for i in range(0, len(billable), batch_size)]
+    batches = [accounts[i : i + batch_size] for i in range(0, len(accounts), batch_size)]
     parallel = workers > 1 and not dry_run and connection.vendor == "postgresql"
     if parallel and len(batches) > 1:
-        _bill_in_parallel(batches, period, start, end, now, result, workers, progress)
+        _bill_in_parallel(batches, period, now, result, workers, progress)
         return result
     outer = transaction.atomic() if dry_run else contextlib.nullcontext()
     with outer:
         for batch in batches:
-            _bill_accounts(batch, period, start, end, now, result)
+            _bill_accounts(batch, period, now, result)
             if progress is not None:
                 progress(len(batch))
         if dry_run:
@@ -379,8 +381,6 @@ def usage_bill_month(
 def _bill_in_parallel(
     batches: list[list[int]],
     period: dt.date,
-    start: dt.datetime,
-    end: dt.datetime,
     now: dt.datetime,
     result: BillingRunResult,
     workers: int,
@@ -391,7 +391,7 @@ def _bill_in_parallel(
     def bill(batch: list[int]) -> None:
         part = BillingRunResult(month=period)
         try:
-            _bill_accounts(batch, period, start, end, now, part)
+            _bill_accounts(batch, period, now, part)
         finally:
             connections.close_all()  # this thread's connection only
         with lock:
@@ -412,14 +412,10 @@ def _bill_in_parallel(
             raise
 
 
-def _unbilled_counts(account_ids: Iterable[int], start, end) -> dict[int, int]:
+def _unbilled_counts(account_ids: Iterable[int], period: dt.date) -> dict[int, int]:
     rows = (
-        UsageRecord.objects.filter(
-            account_id__in=list(account_ids),
-            line_item__isnull=True,
-            start_time__gte=start,
-            start_time__lt=end,
-        )
+        UsageRecord.objects.unbilled(period)
+        .filter(account_id__in=list(account_ids))
         .order_by()
         .values("account_id")
         .annotate(records=Count("id"))
@@ -428,303 +424,189 @@ def _unbilled_counts(account_ids: Iterable[int], start, end) -> dict[int, int]:
     return dict(rows)
 
 
-@transaction.atomic
-def _bill_accounts(
-    account_ids: list[int],
-    period: dt.date,
-    start: dt.datetime,
-    end: dt.datetime,
-    now: dt.datetime,
-    result: BillingRunResult,
-) -> None:
-    """Bill one batch of accounts in one transaction."""
-    # Locks in the documented order: accounts, then their invoices. A second
-    # run over the same accounts waits here and then finds the work done.
-    accounts = {
-        account.pk: account
-        for account in Account.objects.select_for_update()
-        .filter(pk__in=account_ids, state=Account.State.ACTIVE)
-        .order_by("pk")
-    }
-    invoices = {
-        invoice.account_id: invoice
-        for invoice in Invoice.objects.select_for_update()
-        .filter(
-            account_id__in=list(accounts),
-            period=period,
-            creation_type=Invoice.CreationType.BACKGROUND,
-        )
-        .exclude(state=Invoice.State.CANCELLED)
-        .order_by("pk")
-    }
-    issued = [pk for pk, invoice in invoices.items() if not invoice.is_editable]
-    if issued:
-        result.skipped_issued.update(_unbilled_counts(issued, start, end))
-    closed = set(issued)
-    billable = [pk for pk in accounts if pk not in closed]
-    if not billable:
-        return
+# (account_id, service, region) -> (records, cost, seconds)
+_Usage = dict[tuple[int, str, str], tuple[int, Decimal, int]]
 
-    groups: dict[int, dict[str, tuple[str, str]]] = defaultdict(dict)
-    for account_id, service, region in (
-        UsageRecord.objects.filter(
-            account_id__in=billable,
-            line_item__isnull=True,
-            start_time__gte=start,
-            start_time__lt=end,
-        )
-        .order_by()
-        .values_list("account_id", "service", "region")
-        .distinct()
-    ):
-        groups[account_id].setdefault(usage_source(service, region), (service, region))
-    if not groups:
-        return
 
-    new_invoices = [
-        Invoice(
-            account_id=pk,
-            period=period,
-            creation_type=Invoice.CreationType.BACKGROUND,
-            state=Invoice.State.OPEN,
-            currency=accounts[pk].currency,
-            vat_rate=accounts[pk].vat_rate,
-            vat_code=accounts[pk].vat_code,
-            created_at=now,
-            updated_at=now,
-        )
-        for pk in sorted(groups)
-        if pk not in invoices
-    ]
-    Invoice.objects.bulk_create(new_invoices)
-    created_ids = {invoice.pk for invoice in new_invoices}
-    for invoice in new_invoices:
-        invoices[invoice.account_id] = invoice
-    InvoiceEvent.objects.bulk_create(
-        InvoiceEvent(
-            invoice=invoice,
-            kind=InvoiceEvent.Kind.CREATED,
-            actor=BILLING_ACTOR,
-            to_state=Invoice.State.OPEN,
-            reason=f"billing run {period:%Y-%m}",
-            created_at=now,
-            updated_at=now,
-        )
-        for invoice in new_invoices
+def _usage_totals(qs) -> _Usage:
+    return {
+        (account, service, region): (records, cost or ZERO, seconds or 0)
+        for account, service, region, records, cost, seconds in qs.order_by()
+        .values("account_id", "service", "region")
+        .annotate(records=Count("id"), cost=Sum("cost"), seconds=Sum("duration"))
+        .values_list("account_id", "service", "region", "records", "cost", "seconds")
+    }
+
+
+def _usage_line(period: dt.date, service: str, region: str, totals) -> LineSpec:
+    """The invoice line that bills one service in one region: quantity 1, the
+    summed cost as its unit price (exact: record costs have six places)."""
+    records, cost, seconds = totals
+    hours = (Decimal(seconds) / 3600).quantize(Decimal("0.01"))
+    return LineSpec(
+        name=f"{service} usage, {region}"[:255],
+        quantity=Decimal(1),
+        unit_price=cost.quantize(_UNIT_PRICE_PLACES),
+        type=LineItem.Type.USAGE,
+        source=usage_source(service, region),
+        description=(
+            f"{service} in {region}, {period:%B %Y}: {records} usage records, {hours} hours"
+        ),
     )
 
-    touched = {pk: invoices[pk] for pk in groups}
-    invoice_ids = [invoice.pk for invoice in touched.values()]
-    account_of_invoice = {invoice.pk: pk for pk, invoice in touched.items()}
-    existing = {
-        (invoice_id, source)
-        for invoice_id, source in LineItem.objects.filter(
-            invoice_id__in=invoice_ids, source__startswith=USAGE_SOURCE_PREFIX
-        ).values_list("invoice_id", "source")
-    }
-    _insert_rows(
-        LineItem,
-        ("invoice_id", "name", "description", "quantity", "unit_price", "cost", "type",
-         "source", "contract_type", "created_at", "updated_at"),
-        [
-            (invoice.pk, f"{service} usage, {region}"[:255], "", Decimal(1), ZERO, ZERO,
-             LineItem.Type.USAGE, source, "", now, now)
-            for account_pk, sources in groups.items()
-            for invoice in (touched[account_pk],)
-            for source, (service, region) in sorted(sources.items())
-            if (invoice.pk, source) not in existing
-        ],
-    )  # fmt: skip
-    lines = {
-        line_id: (invoice_id, source, unit_price, (invoice_id, source) not in existing)
-        for line_id, invoice_id, source, unit_price in LineItem.objects.filter(
-            invoice_id__in=invoice_ids, source__startswith=USAGE_SOURCE_PREFIX
-        ).values_list("id", "invoice_id", "source", "unit_price")
-    }
 
-    result.records_billed += _link_records(invoice_ids, start, end)
+def _lines(period: dt.date, usage: _Usage) -> dict[int, list[LineSpec]]:
+    lines: dict[int, list[LineSpec]] = defaultdict(list)
+    for (account, service, region), totals in sorted(usage.items()):
+        lines[account].append(_usage_line(period, service, region, totals))
+    return lines
 
-    # Each usage line is the sum of every record linked to it, in this run or
-    # earlier ones, so a line is always exactly what it bills.
-    sums = (
-        UsageRecord.objects.filter(
-            account_id__in=list(touched),
-            start_time__gte=start,
-            start_time__lt=end,
-            line_item__isnull=False,
+
+@transaction.atomic
+def _bill_accounts(
+    account_ids: list[int], period: dt.date, now: dt.datetime, result: BillingRunResult
+) -> None:
+    """Bill one batch of accounts in one transaction.
+
+    Each usage line must be exactly the sum of the records linked to it: the
+    line amounts are the month's unbilled usage plus what the line already
+    bills; the records are linked after the lines exist; and a record that
+    arrived in between (linked, but not in the amount) is caught by a second
+    count and its line corrected before the transaction commits.
+    """
+    # Locks in the documented order: accounts first (the invoices follow in
+    # invoices_upsert_background_lines). A second run over the same accounts
+    # waits here and then finds the work done.
+    locked = list(
+        Account.objects.select_for_update()
+        .billable()
+        .filter(pk__in=account_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    unbilled = _usage_totals(UsageRecord.objects.unbilled(period).filter(account_id__in=locked))
+    if not unbilled:
+        return
+    accounts = sorted({account for account, _, _ in unbilled})
+    # What the lines of the month's open or finalized background invoices
+    # already bill: a re-run adds to it.
+    usage = dict(unbilled)
+    billed = _usage_totals(
+        UsageRecord.objects.of_month(period).filter(
+            account_id__in=accounts,
+            line_item__invoice__period=period,
+            line_item__invoice__creation_type=Invoice.CreationType.BACKGROUND,
+            line_item__invoice__state__in=Invoice.EDITABLE_STATES,
+        )
+    )
+    for key, (records, cost, seconds) in billed.items():
+        if key in usage:
+            more = usage[key]
+            usage[key] = (records + more[0], cost + more[1], seconds + more[2])
+    lines = _lines(period, usage)
+    written = invoices_upsert_background_lines(
+        period=period, lines_by_account=lines, actor=BILLING_ACTOR, reason=_reason(period), now=now
+    )
+    _add_written(result, written, period)
+
+    links = {
+        line_id: (account, service, region)
+        for account, service, region in usage
+        for line_id in (written.line_ids.get((account, usage_source(service, region))),)
+        if line_id is not None
+    }
+    linked_now = _link_records(period, links)
+    result.records_billed += linked_now
+    # Records are only ever added (and other runs wait for the account locks),
+    # so linking exactly as many records as were totalled means linking exactly
+    # those: the usual case, with nothing more to check.
+    if linked_now == sum(unbilled[key][0] for key in links.values() if key in unbilled):
+        return
+
+    # A record arrived in between: count every line against the records now linked to it.
+    linked = {
+        line_id: (records, cost or ZERO, seconds or 0)
+        for line_id, records, cost, seconds in UsageRecord.objects.filter(
+            line_item_id__in=list(links)
         )
         .order_by()
         .values("line_item_id")
-        .annotate(total=Sum("cost"), records=Count("id"), seconds=Sum("duration"))
-        .values_list("line_item_id", "total", "records", "seconds")
-    )
-    changed_lines: list[tuple] = []
-    billed_lines: set[int] = set()
-    lines_per_invoice: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for line_id, total, records, seconds in sums:
-        if line_id not in lines:
-            continue  # a line of a cancelled invoice of the month
-        invoice_id, source, unit_price_before, is_new = lines[line_id]
-        billed_lines.add(line_id)
-        unit_price = total.quantize(_UNIT_PRICE_PLACES)
-        if not is_new and unit_price == unit_price_before:
-            continue
-        currency = accounts[account_of_invoice[invoice_id]].currency
-        service, region = source[len(USAGE_SOURCE_PREFIX) :].split(":", 1)
-        hours = (Decimal(seconds) / 3600).quantize(Decimal("0.01"))
-        description = (
-            f"{service} in {region}, {period:%B %Y}: {records} usage records, {hours} hours"
+        .annotate(records=Count("id"), cost=Sum("cost"), seconds=Sum("duration"))
+        .values_list("line_item_id", "records", "cost", "seconds")
+    }
+    corrections: _Usage = {
+        links[line_id]: totals
+        for line_id, totals in linked.items()
+        if totals != usage[links[line_id]]
+    }
+    if corrections:
+        fixed = invoices_upsert_background_lines(
+            period=period,
+            lines_by_account=_lines(period, corrections),
+            actor=BILLING_ACTOR,
+            reason=_reason(period),
+            now=now,
         )
-        quantity = Decimal(1)
-        changed_lines.append(
-            (line_id, quantity, unit_price, line_cost(quantity, unit_price, currency), description, now)
-        )  # fmt: skip
-        lines_per_invoice[invoice_id][0 if is_new else 1] += 1
-    # A line created for records that were linked elsewhere meanwhile bills nothing.
-    empty = [line_id for line_id, line in lines.items() if line[3] and line_id not in billed_lines]
-    if empty:
-        LineItem.objects.filter(pk__in=empty).delete()
-    _update_rows(
-        LineItem, ("quantity", "unit_price", "cost", "description", "updated_at"), changed_lines
-    )
+        result.amount = _sum_amounts(result.amount, fixed.amount)
 
-    changed_invoice_ids = set(lines_per_invoice) | created_ids
-    if not changed_invoice_ids:
-        return
-    line_totals = dict(
-        LineItem.objects.filter(invoice_id__in=changed_invoice_ids)
-        .order_by()
-        .values("invoice_id")
-        .annotate(total=Sum("cost"))
-        .values_list("invoice_id", "total")
-    )
-    changed_invoices: list[tuple] = []
-    events: list[InvoiceEvent] = []
-    for invoice in touched.values():
-        if invoice.pk not in changed_invoice_ids:
-            continue
-        account = accounts[invoice.account_id]
-        before = ZERO if invoice.pk in created_ids else invoice.cost_without_vat
-        cost_without_vat, vat, cost = invoice_totals(
-            line_totals.get(invoice.pk) or ZERO,
-            vat_rate=account.vat_rate,
-            currency=account.currency,
-        )
-        changed_invoices.append(
-            (invoice.pk, account.currency, account.vat_rate, account.vat_code,
-             cost_without_vat, vat, cost, now)
-        )  # fmt: skip
-        added = cost_without_vat - before
-        result.amount[account.currency] = result.amount.get(account.currency, ZERO) + added
-        created, updated = lines_per_invoice.get(invoice.pk, [0, 0])
-        result.lines_created += created
-        result.lines_updated += updated
-        if invoice.pk in created_ids:
-            result.invoices_created += 1
-        else:
-            result.invoices_updated += 1
-        events.append(
-            InvoiceEvent(
-                invoice_id=invoice.pk,
-                kind=InvoiceEvent.Kind.LINE_ADDED,
-                actor=BILLING_ACTOR,
-                reason=f"billing run {period:%Y-%m}",
-                data={
-                    "lines_created": created,
-                    "lines_updated": updated,
-                    "cost_without_vat": str(cost_without_vat),
-                    "added": str(added),
-                },
-                created_at=now,
-                updated_at=now,
+
+def _reason(period: dt.date) -> str:
+    return f"billing run {period:%Y-%m}"
+
+
+def _sum_amounts(a: dict[str, Decimal], b: dict[str, Decimal]) -> dict[str, Decimal]:
+    return {currency: a.get(currency, ZERO) + b.get(currency, ZERO) for currency in a | b}
+
+
+def _add_written(result: BillingRunResult, written: BackgroundLinesResult, period) -> None:
+    result.accounts += written.invoices_created + written.invoices_updated
+    result.invoices_created += written.invoices_created
+    result.invoices_updated += written.invoices_updated
+    result.lines_created += written.lines_created
+    result.lines_updated += written.lines_updated
+    result.amount = _sum_amounts(result.amount, written.amount)
+    result.rejected.update(written.rejected)
+    if written.skipped_issued:
+        result.skipped_issued.update(_unbilled_counts(written.skipped_issued, period))
+    if written.skipped_unbillable:
+        result.skipped_unbillable.update(_unbilled_counts(written.skipped_unbillable, period))
+
+
+def _link_records(period: dt.date, links: dict[int, tuple[int, str, str]]) -> int:
+    """Point each unbilled record of the month at its line: {line_id: (account,
+    service, region)}. One UPDATE per chunk of lines; returns the records linked."""
+    if not links:
+        return 0
+    table = connection.ops.quote_name(UsageRecord._meta.db_table)
+    rows = sorted(links.items())
+    # SQLite allows fewer variables per statement than PostgreSQL.
+    chunk = 5000 if connection.vendor == "postgresql" else 200
+    linked = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            qs = UsageRecord.objects.unbilled(period).filter(
+                account_id__in=sorted({account for _, (account, _, _) in part})
             )
-        )
-    _update_rows(
-        Invoice,
-        ("currency", "vat_rate", "vat_code", "cost_without_vat", "vat_amount", "cost",
-         "updated_at"),
-        changed_invoices,
-    )  # fmt: skip
-    InvoiceEvent.objects.bulk_create(events)
-    result.accounts += len(changed_invoices)
+            where, where_params = _where(qs)
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
+            cursor.execute(
+                # VALUES columns are column1..4 (line, account, service, region)
+                # on both PostgreSQL and SQLite.
+                f"UPDATE {table} SET line_item_id = s.column1 FROM (VALUES {values}) AS s "
+                f"WHERE {where} AND {table}.account_id = s.column2 "
+                f"AND {table}.service = s.column3 AND {table}.region = s.column4",
+                [
+                    *(value for line_id, key in part for value in (line_id, *key)),
+                    *where_params,
+                ],
+            )
+            linked += cursor.rowcount
+    return linked
 
 
-def _link_records(invoice_ids: list[int], start: dt.datetime, end: dt.datetime) -> int:
-    """Point each unbilled record of the month at its invoice's line; one statement.
-
-    Records that arrived after the lines were chosen and have no line yet keep
-    line_item NULL and are billed by the next run.
-    """
-    usage = UsageRecord._meta.db_table
-    invoice = Invoice._meta.db_table
-    line = LineItem._meta.db_table
-    placeholders = ", ".join(["%s"] * len(invoice_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {usage} AS u SET line_item_id = l.id "
-            f"FROM {invoice} AS i JOIN {line} AS l ON l.invoice_id = i.id "
-            f"WHERE i.id IN ({placeholders}) AND u.account_id = i.account_id "
-            "AND l.source = %s || u.service || ':' || u.region "
-            "AND u.line_item_id IS NULL AND u.start_time >= %s AND u.start_time < %s",
-            [
-                *invoice_ids,
-                USAGE_SOURCE_PREFIX,
-                connection.ops.adapt_datetimefield_value(start),
-                connection.ops.adapt_datetimefield_value(end),
-            ],
-        )
-        return cursor.rowcount
-
-
-def _insert_rows(model: type[Model], columns: Sequence[str], rows: list[tuple]) -> None:
-    """Insert many rows given as tuples of column values; COPY on PostgreSQL."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create(
-            [model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500
-        )
-        return
-    names = ", ".join(f'"{cast(Field, model._meta.get_field(c)).column}"' for c in columns)
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f'COPY "{model._meta.db_table}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row(row)
-
-
-def _update_rows(model: type[Model], columns: Sequence[str], rows: list[tuple]) -> None:
-    """Set `columns` of many rows, each given as (pk, *values).
-
-    On PostgreSQL the values are COPYed into a temporary table and applied with
-    one UPDATE ... FROM, instead of a statement (or a CASE branch) per row.
-    """
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        objects = []
-        for pk, *values in rows:
-            obj = model(pk=pk)
-            for name, value in zip(columns, values, strict=True):
-                setattr(obj, name, value)
-            objects.append(obj)
-        model._default_manager.bulk_update(objects, list(columns), batch_size=500)
-        return
-    meta = model._meta
-    fields = [cast(Field, meta.get_field(name)) for name in columns]
-    staging = f"{meta.db_table}_changes"
-    definition = ", ".join(f'"{f.column}" {f.db_type(connection)}' for f in fields)
-    names = ", ".join(f'"{f.column}"' for f in fields)
-    assignments = ", ".join(f'"{f.column}" = s."{f.column}"' for f in fields)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" (id bigint, {definition}) '
-            "ON COMMIT DROP"
-        )
-        cursor.execute(f'DELETE FROM "{staging}"')
-        with cursor.cursor.copy(f'COPY "{staging}" (id, {names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f'UPDATE "{meta.db_table}" AS t SET {assignments} FROM "{staging}" AS s '
-            "WHERE t.id = s.id"
-        )
+def _where(qs) -> tuple[str, list]:
+    """The WHERE clause of a queryset over one table, to reuse in a raw UPDATE."""
+    compiler = qs.query.get_compiler(connection=connection)
+    sql, params = compiler.compile(qs.query.where)
+    return sql, list(params)

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from celery import shared_task
 from django.utils import timezone
 
+from billing.lib.months import parse_month, previous_month
 from usage.services import usage_bill_month
-
-
-def previous_month(today: dt.date) -> dt.date:
-    return (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
-
-
-def parse_month(value: str) -> dt.date:
-    """'YYYY-MM' -> the first day of that month; ValueError otherwise."""
-    try:
-        year, month = value.split("-")
-        if len(year) != 4 or len(month) != 2:
-            raise ValueError
-        return dt.date(int(year), int(month), 1)
-    except (AttributeError, TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a month as YYYY-MM") from None
 
 
 @shared_task(name="usage.bill_month", acks_late=True)

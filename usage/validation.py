@@ -9,6 +9,7 @@ a client can fix a whole batch in one round trip.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
@@ -25,6 +26,20 @@ ID_MAX = 2**63 - 1  # bigint
 # A JSON number parsed as a binary float keeps the digits the client wrote only
 # up to 15 significant digits; beyond that the value must come as a string.
 FLOAT_SAFE_DIGITS = 15
+# ASCII digits only: str.isdigit() and Decimal() also take "²", "٣" or "1_000".
+_INTEGER_RE = re.compile(r"\A[0-9]{1,19}\Z")
+_DECIMAL_RE = re.compile(r"\A[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\Z")
+
+
+def _encodable(value: str) -> bool:
+    """False for text with lone surrogates, which no database driver can store."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class CleanRecord(NamedTuple):
@@ -52,6 +67,8 @@ def _text(value: object, *, max_length: int, required: bool, allow_int: bool = F
             raise ValueError("is required")
         return ""
     if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= ID_MAX:
+            raise ValueError(f"must be a string, or an integer from 0 to {ID_MAX}")
         value = str(value)
     if not isinstance(value, str):
         raise ValueError("must be a string")
@@ -61,6 +78,8 @@ def _text(value: object, *, max_length: int, required: bool, allow_int: bool = F
         raise ValueError(f"must be at most {max_length} characters")
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if not _encodable(value):
+        raise ValueError("must be valid Unicode text (it contains a lone surrogate)")
     return value
 
 
@@ -69,6 +88,9 @@ def _timestamp(value: object) -> dt.datetime:
         raise ValueError("is required")
     if not isinstance(value, str):
         raise ValueError("must be an ISO-8601 timestamp string")
+    # The parser stops at a NUL and would accept what follows it unread.
+    if not (value.isascii() and value.isprintable()):
+        raise ValueError("must be an ISO-8601 timestamp in ASCII, e.g. 2022-01-01T00:00:00Z")
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -88,9 +110,9 @@ def _positive_int(value: object, *, what: str = "an integer") -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _INTEGER_RE.match(value.strip()):
         return int(value.strip())
-    raise ValueError(f"must be {what}")
+    raise ValueError(f"must be {what} in ASCII digits, at most {ID_MAX}")
 
 
 def parse_cost(value: object) -> Decimal:
@@ -111,6 +133,8 @@ def parse_cost(value: object) -> Decimal:
                 "send it as a string to keep it exact"
             )
     elif isinstance(value, str):
+        if not _DECIMAL_RE.match(value.strip()):
+            raise ValueError("must be a number in ASCII digits, e.g. 0.25")
         try:
             cost = Decimal(value.strip())
         except InvalidOperation:
@@ -157,6 +181,8 @@ def _clean_common(raw: dict, implied_account_id: int | None) -> CleanRecord | No
         joined = client_id + resource_id + resource_name + service + region
         if "\x00" in joined or client_id.isspace() or resource_id.isspace():
             return None
+        if not _encodable(joined):
+            return None
         if service.isspace() or region.isspace():
             return None
         account_id = raw.get("account_id")
@@ -173,6 +199,8 @@ def _clean_common(raw: dict, implied_account_id: int | None) -> CleanRecord | No
         start_raw, end_raw = raw["start_time"], raw["end_time"]
         if type(start_raw) is not str or type(end_raw) is not str:
             return None
+        if not (start_raw + end_raw).isascii() or not (start_raw + end_raw).isprintable():
+            return None
         start = dt.datetime.fromisoformat(start_raw)
         end = dt.datetime.fromisoformat(end_raw)
         if start.tzinfo is None or end.tzinfo is None:
@@ -187,7 +215,7 @@ def _clean_common(raw: dict, implied_account_id: int | None) -> CleanRecord | No
         elif type(duration) is not int or not 0 <= duration <= DURATION_MAX:
             return None
         cost_raw = raw["cost"]
-        if type(cost_raw) is not str:
+        if type(cost_raw) is not str or not _DECIMAL_RE.match(cost_raw):
             return None
         cost = Decimal(cost_raw)
         if (

@@ -7,6 +7,7 @@ else is a ValueError whose message can be shown to a client.
 
 from __future__ import annotations
 
+import argparse
 import calendar
 import datetime as dt
 import re
@@ -66,3 +67,11 @@ def month_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 def format_month(day: dt.date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_argument(value: str) -> dt.date:
+    """`parse_month` as an argparse `type=`: a bad --month is a usage error naming the option."""
+    try:
+        return parse_month(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, got {value!r}") from None

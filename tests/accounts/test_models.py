@@ -1,4 +1,4 @@
-"""Account defaults come from the settings: DEFAULT_CURRENCY and DEFAULT_PAYMENT_TERMS_DAYS."""
+"""Account: defaults from the settings, and the one rule for which accounts may be invoiced."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.test import override_settings
 
+from accounts.models import Account
 from accounts.services import account_create, account_update
 from invoices import services
 from tests.factories import AccountFactory, make_invoice
@@ -40,3 +41,14 @@ def test_explicit_terms_win_over_the_default_and_can_be_cleared():
     assert invoice.due_on - invoice.issued_on == dt.timedelta(days=45)
     account = account_update(account=account, payment_terms_days=None)
     assert account.effective_payment_terms_days == 14
+
+
+@pytest.mark.django_db
+def test_billable_accounts_are_those_not_deleted():
+    active = AccountFactory()
+    suspended = AccountFactory(state=Account.State.SUSPENDED)
+    deleted = AccountFactory(
+        state=Account.State.DELETED, deleted_at=dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
+    )
+    assert set(Account.objects.billable()) == {active, suspended}
+    assert [a.is_billable for a in (active, suspended, deleted)] == [True, True, False]

@@ -195,13 +195,21 @@ class TestBillingRun:
         new = Invoice.objects.get(account=usd, state="open")
         assert new.cost_without_vat == Decimal("1.00")
 
-    def test_only_active_accounts_are_billed(self, accounts):
+    def test_deleted_accounts_are_not_billed(self, accounts):
+        usd, jpy = accounts
+        Account.objects.filter(pk=jpy.pk).update(state="deleted", deleted_at=NOW)
+        result = bill()
+        assert result.skipped_unbillable == {jpy.pk: 1}
+        assert not Invoice.objects.filter(account=jpy).exists()
+        assert Invoice.objects.filter(account=usd).exists()
+
+    def test_suspended_accounts_are_billed_like_invoice_create_allows(self, accounts):
+        # One rule for "billable": a suspended account still owes what it used.
         usd, jpy = accounts
         Account.objects.filter(pk=jpy.pk).update(state="suspended")
         result = bill()
-        assert result.skipped_inactive == {jpy.pk: 1}
-        assert not Invoice.objects.filter(account=jpy).exists()
-        assert Invoice.objects.filter(account=usd).exists()
+        assert result.skipped_unbillable == {}
+        assert Invoice.objects.get(account=jpy).cost_without_vat == Decimal("121")
 
     def test_one_account(self, accounts):
         usd, jpy = accounts
@@ -243,6 +251,43 @@ class TestBillingRun:
         monkeypatch.setattr(services, "_bill_accounts", real_batch)
         bill(batch_size=2)
         assert snapshot() == clean
+
+    def test_a_record_arriving_while_the_lines_are_written_is_billed_exactly(
+        self, accounts, monkeypatch
+    ):
+        # given a record that lands after the usage was totalled but before the
+        # records are linked (another connection's commit, here the same one)
+        usd, _ = accounts
+        real = services.invoices_upsert_background_lines
+        calls = []
+
+        def upsert_then_record_arrives(**kwargs):
+            written = real(**kwargs)
+            if not calls:
+                UsageRecord.objects.create(
+                    account=usd, client_id="racer", resource_id="r", service="EC2",
+                    region="us-west-1", start_time=dt.datetime(2022, 1, 5, tzinfo=dt.UTC),
+                    end_time=dt.datetime(2022, 1, 5, 1, tzinfo=dt.UTC), duration=3600,
+                    cost=Decimal("2"),
+                )  # fmt: skip
+            calls.append(kwargs["lines_by_account"])
+            return written
+
+        monkeypatch.setattr(
+            services, "invoices_upsert_background_lines", upsert_then_record_arrives
+        )
+        # when the month is billed
+        result = bill()
+        # then the racer is linked and its line corrected in the same run
+        assert len(calls) == 2 and list(calls[1]) == [usd.pk]
+        invoice = Invoice.objects.get(account=usd)
+        ec2 = invoice.line_items.get(source="usage:EC2:us-west-1")
+        assert ec2.unit_price == Decimal("2.754321")
+        assert ec2.usage_records.count() == 3
+        assert invoice.cost_without_vat == Decimal("4.08")
+        assert_identities(invoice)
+        assert result.records_billed == 6
+        assert result.amount["USD"] == Decimal("4.08")
 
     def test_month_bounds(self):
         with pytest.raises(InvalidBillingMonth):

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from billing.lib.months import parse_month
+from billing.lib.months import month_argument
 from invoices.export import invoice_csv_lines
 from invoices.models import Invoice
-
-
-def _month(value: str) -> dt.date:
-    try:
-        return parse_month(value)
-    except ValueError:
-        raise CommandError(f"--month must be YYYY-MM, got {value!r}.") from None
 
 
 class Command(BaseCommand):
@@ -28,7 +20,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--month", help="Only invoices of this period (YYYY-MM)")
+        parser.add_argument(
+            "--month", type=month_argument, help="Only invoices of this period (YYYY-MM)"
+        )
         parser.add_argument(
             "--state",
             action="append",
@@ -44,7 +38,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         queryset = Invoice.objects.all()
         if options["month"]:
-            queryset = queryset.filter(period=_month(options["month"]))
+            queryset = queryset.filter(period=options["month"])
         if options["state"]:
             queryset = queryset.filter(state__in=options["state"])
         lines = invoice_csv_lines(queryset)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from tqdm import tqdm
 
-from billing.lib.months import parse_month
+from billing.lib.months import month_argument
 from invoices.models import Invoice
 from invoices.tasks import invoice_render_pdf
-
-
-def _month(value: str) -> dt.date:
-    try:
-        return parse_month(value)
-    except ValueError:
-        raise CommandError(f"--month must be YYYY-MM, got {value!r}.") from None
 
 
 class Command(BaseCommand):
@@ -37,7 +29,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--invoice", type=int, action="append", default=[], help="This invoice id (repeatable)"
         )
-        parser.add_argument("--month", help="Only invoices of this period (YYYY-MM)")
+        parser.add_argument(
+            "--month", type=month_argument, help="Only invoices of this period (YYYY-MM)"
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="Count the invoices; render nothing"
         )
@@ -53,7 +47,7 @@ class Command(BaseCommand):
         if options["invoice"]:
             queryset = queryset.filter(pk__in=options["invoice"])
         if options["month"]:
-            queryset = queryset.filter(period=_month(options["month"]))
+            queryset = queryset.filter(period=options["month"])
         ids = list(queryset.order_by("id").values_list("pk", flat=True))
         if options["dry_run"]:
             self.stdout.write(f"[dry run] {len(ids)} invoice(s) without a PDF would be rendered.")

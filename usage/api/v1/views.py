@@ -19,11 +19,11 @@ from rest_framework.views import APIView
 from accounts.models import Account
 from billing.api.errors import ApiError, ErrorSerializer
 from billing.api.idempotency import IdempotencyMixin
-from billing.api.pagination import MAX_PAGE
 from billing.api.permissions import HasApiKey, request_api_key
 from billing.api.v1 import V1APIMixin
 from usage import selectors, services
 from usage.api.v1.parsers import JsonLinesParser, JsonlParser, OrjsonParser
+from usage.api.v1.serializers import UsageReportParamsSerializer
 from usage.exceptions import UsageBatchEmpty, UsageBatchTooLarge, UsageRecordsInvalid
 
 
@@ -65,9 +65,6 @@ class UsageErrorSerializer(serializers.Serializer):
 
 
 _CENTS = Decimal("0.01")
-DEFAULT_PER_PAGE = 100
-MAX_PER_PAGE = 1000
-_TEXT_FILTER_MAX = 255
 _REPORT_PARAMETERS = [
     OpenApiParameter("start_date", OpenApiTypes.DATE, required=True, description="Inclusive."),
     OpenApiParameter("end_date", OpenApiTypes.DATE, required=True, description="Inclusive."),
@@ -145,6 +142,8 @@ class UsageReportView(IdempotencyMixin, V1APIMixin, APIView):
             "account_id": params.get("account_id"),
             "resource_id": params.get("resource_id"),
             "group_by": params.get("group_by"),
+            "page": params.get("page"),
+            "per_page": params.get("per_page"),
         }
         return self._report(request, raw)
 
@@ -171,14 +170,19 @@ class UsageReportView(IdempotencyMixin, V1APIMixin, APIView):
             "account_id": body.get("account_id"),
             "resource_id": body.get("resource_id"),
             "group_by": body.get("group_by"),
-            "page": body.get("page"),
-            "per_page": body.get("per_page"),
+            # Paging in the query string wins over the body (the Link header's URLs).
+            "page": request.query_params.get("page", body.get("page")),
+            "per_page": request.query_params.get("per_page", body.get("per_page")),
         }
         return self._report(request, raw)
 
     def _report(self, request, raw: dict[str, Any]) -> Response:
-        query = parse_report_query(raw)
-        page, per_page = _page_params(request, raw)
+        params = UsageReportParamsSerializer(
+            data={name: value for name, value in raw.items() if value is not None}
+        )
+        params.is_valid(raise_exception=True)
+        query = params.query()
+        page, per_page = params.paging()
         key = request_api_key(request)
         account_ids = None
         if key is not None and key.account_id is not None:
@@ -250,94 +254,6 @@ def _row(row: dict, group_by: str | None) -> dict:
         "duration": row["seconds"] or 0,
         "cost": money_number(row["amount"]),
     }
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(
-        "The request has invalid fields; see details.",
-        code="validation_error",
-        details={field: [message]},
-    )
-
-
-def _date(raw: dict, name: str) -> dt.date:
-    value = raw.get(name)
-    if value is None or value == "":
-        raise _invalid(name, "is required (YYYY-MM-DD)")
-    if not isinstance(value, str) or len(value) != 10:
-        raise _invalid(name, "must be a date as YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise _invalid(name, f"{value!r} is not a valid date (YYYY-MM-DD)") from None
-
-
-def _text_filter(raw: dict, name: str) -> str | None:
-    value = raw.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and name == "resource_id":
-        value = str(value)
-    if not isinstance(value, str):
-        raise _invalid(name, "must be a string")
-    if len(value) > _TEXT_FILTER_MAX or "\x00" in value:
-        raise _invalid(name, f"must be at most {_TEXT_FILTER_MAX} characters, without NUL")
-    return value
-
-
-def _positive_int(value: Any, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise _invalid(name, "must be a positive integer")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.isdigit():
-        number = int(value)
-    else:
-        raise _invalid(name, "must be a positive integer")
-    if number < 1 or number > 2**63 - 1:
-        raise _invalid(name, "must be a positive integer")
-    return number
-
-
-def parse_report_query(raw: dict[str, Any]) -> selectors.UsageReportQuery:
-    """Validate a report request (query parameters or body); 400 naming the field."""
-    start_date = _date(raw, "start_date")
-    end_date = _date(raw, "end_date")
-    if end_date < start_date:
-        raise _invalid("end_date", "must not be before start_date")
-    if (end_date - start_date).days + 1 > selectors.MAX_REPORT_DAYS:
-        raise _invalid("end_date", f"the range may cover at most {selectors.MAX_REPORT_DAYS} days")
-    group_by = raw.get("group_by")
-    if group_by in (None, ""):
-        group_by = None
-    elif group_by not in selectors.GROUP_BY_FIELDS:
-        raise _invalid("group_by", f"must be one of {', '.join(selectors.GROUP_BY_FIELDS)}")
-    region = _text_filter(raw, "region")
-    service = _text_filter(raw, "service")
-    return selectors.UsageReportQuery(
-        start_date=start_date,
-        end_date=end_date,
-        region=region,
-        service=service,
-        account_id=_positive_int(raw.get("account_id"), "account_id"),
-        resource_id=_text_filter(raw, "resource_id"),
-        group_by=group_by,
-    )
-
-
-def _page_params(request, raw: dict[str, Any]) -> tuple[int, int]:
-    page = _positive_int(request.query_params.get("page", raw.get("page")), "page") or 1
-    per_page = (
-        _positive_int(request.query_params.get("per_page", raw.get("per_page")), "per_page")
-        or DEFAULT_PER_PAGE
-    )
-    if per_page > MAX_PER_PAGE:
-        raise _invalid("per_page", f"must be at most {MAX_PER_PAGE}")
-    if page > MAX_PAGE:
-        raise _invalid("page", f"must be at most {MAX_PAGE}")
-    return page, per_page
 
 
 def _links(request, page: int, per_page: int, total: int) -> str:

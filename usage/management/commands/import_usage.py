@@ -47,7 +47,7 @@ class Command(BaseCommand):
         if not 1 <= batch_size <= MAX_BATCH_RECORDS:
             raise CommandError(f"--batch-size must be between 1 and {MAX_BATCH_RECORDS}")
         account_id = options["account"]
-        if account_id is not None and not Account.objects.alive().filter(pk=account_id).exists():
+        if account_id is not None and not Account.objects.billable().filter(pk=account_id).exists():
             raise CommandError(f"Account {account_id} does not exist.")
         path = options["path"]
         fmt = options["format"] or ("csv" if path.lower().endswith(".csv") else "jsonl")

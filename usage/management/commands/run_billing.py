@@ -8,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
+from billing.lib.months import month_argument, previous_month
 from usage.exceptions import InvalidBillingMonth
 from usage.services import BILLING_BATCH_ACCOUNTS, usage_bill_month
-from usage.tasks import parse_month, previous_month
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--month", help="YYYY-MM (default: last month)")
+        parser.add_argument("--month", type=month_argument, help="YYYY-MM (default: last month)")
         parser.add_argument("--account", type=int, help="Bill only this account id")
         parser.add_argument(
             "--dry-run", action="store_true", help="Report what would be billed; change nothing"
@@ -41,14 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
 
     def handle(self, *args, **options) -> None:
-        try:
-            month = (
-                parse_month(options["month"])
-                if options["month"]
-                else previous_month(timezone.now().date())
-            )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
+        month = options["month"] or previous_month(timezone.now().date())
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
         if not 1 <= options["workers"] <= 16:
@@ -85,7 +78,7 @@ class Command(BaseCommand):
                 f"account {account_id}: {records} records left unbilled, "
                 f"its {month:%Y-%m} invoice is already issued"
             )
-        for account_id, records in sorted(result.skipped_inactive.items()):
+        for account_id, records in sorted(result.skipped_unbillable.items()):
             self.stdout.write(
-                f"account {account_id}: {records} records left unbilled, the account is not active"
+                f"account {account_id}: {records} records left unbilled, the account is deleted"
             )

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Account, ApiKey, Seller
 from accounts.services import api_key_create, api_key_revoke
+from billing.lib.months import add_months
 from invoices import services as inv
 from invoices.exceptions import ChargeFailed
 from invoices.models import Invoice
@@ -51,11 +52,6 @@ ACCOUNTS = [
 PLAN_FEES = {"EUR": "49.00", "USD": "59.00", "GBP": "45.00", "JPY": "6500"}
 SERVICES = [("EC2", "0.0416"), ("RDS", "0.0680"), ("S3", "0.0050"), ("Lambda", "0.0009")]
 REGIONS = ["us-west-1", "us-east-1", "eu-west-1"]
-
-
-def _months_back(today: dt.date, n: int) -> dt.date:
-    index = today.year * 12 + today.month - 1 - n
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def _at(day: dt.date, hour: int = 10) -> dt.datetime:
@@ -127,7 +123,7 @@ class Command(BaseCommand):
             )
         counts: dict[str, int] = {}
         for months_ago in range(11, -1, -1):
-            period = _months_back(today, months_ago)
+            period = add_months(today, -months_ago)
             for index, account in enumerate(accounts):
                 invoice = self._invoice_for(account, period, months_ago, index, rng)
                 counts[invoice.state] = counts.get(invoice.state, 0) + 1
@@ -160,10 +156,10 @@ class Command(BaseCommand):
                     invoice=invoice, actor=ACTOR, reason="duplicate draft", now=created
                 )
             return invoice
-        issue_at = _at(_months_back(period, -1) + dt.timedelta(days=2))
+        issue_at = _at(add_months(period, 1) + dt.timedelta(days=2))
         if months_ago == 1 and index % 2 == 0:
             return inv.invoice_finalize(
-                invoice=invoice, actor=ACTOR, now=_at(_months_back(period, -1))
+                invoice=invoice, actor=ACTOR, now=_at(add_months(period, 1))
             )
             return invoice
         invoice = inv.invoice_issue(invoice=invoice, actor=ACTOR, now=issue_at)
@@ -196,7 +192,7 @@ class Command(BaseCommand):
         rows = []
         for account in accounts:
             for months_ago in (1, 0):
-                period = _months_back(today, months_ago)
+                period = add_months(today, -months_ago)
                 days = 28 if months_ago else max(today.day, 1)
                 for n in range(per_account):
                     service, price = rng.choice(SERVICES)
