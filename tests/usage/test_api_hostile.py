@@ -7,7 +7,7 @@ import json
 import orjson
 import pytest
 
-from tests.usage.conftest import client_for, record
+from tests.support.usage import client_for, record
 from usage.models import UsageRecord
 
 REPORT = "/v1/usage/report"
