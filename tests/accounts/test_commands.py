@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from accounts.management.commands import seed_demo
 from accounts.models import Account, ApiKey
 from accounts.selectors import api_key_get_by_secret
+from usage.management.commands import seed_demo
 
 
 @pytest.mark.django_db
