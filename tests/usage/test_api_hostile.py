@@ -72,7 +72,9 @@ class TestReportParameters:
     @pytest.mark.parametrize("value", ["\ud800", "a\udfffb", "eu\x00west", "x" * 256, 5, ["a"]])
     def test_text_filters(self, owner, field, value):
         response = post_json(client_for(owner.secret), REPORT, {**RANGE, "filters": {field: value}})
-        assert_names(response, field)
+        # Text the body reader refuses (NUL, surrogates) is named by its JSON path.
+        named = f"filters.{field}" if isinstance(value, str) and len(value) < 256 else field
+        assert_names(response, named)
 
     @pytest.mark.parametrize("value", ["\ud800", "i\x00", -1, 2**64])
     def test_resource_id(self, owner, value):
