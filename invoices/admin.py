@@ -27,12 +27,18 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import Account
+from billing.lib.months import month_start
 from billing.lib.paging import EstimatedCountPaginator
 from invoices import services
 from invoices.exceptions import InvoiceError, InvoiceValidationError
 from invoices.export import invoice_csv_lines, parse_month
 from invoices.models import Invoice, InvoiceCounter, InvoiceEvent, LineItem, PaymentTransaction
-from invoices.pdf import format_amount, invoice_pdf_content, invoice_pdf_filename
+from invoices.pdf import (
+    format_amount,
+    invoice_pdf_content,
+    invoice_pdf_filename,
+    invoice_pdf_response,
+)
 
 State = Invoice.State
 
@@ -133,11 +139,10 @@ class OverdueFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         today = timezone.now().date()
-        outstanding = [State.PENDING, State.UNPAID, State.FAILED]
         if self.value() == "yes":
-            return queryset.filter(state__in=outstanding, due_on__lt=today)
+            return queryset.overdue(today)
         if self.value() == "no":
-            return queryset.exclude(state__in=outstanding, due_on__lt=today)
+            return queryset.not_overdue(today)
         return queryset
 
 
@@ -445,8 +450,8 @@ class InvoiceAdmin(admin.ModelAdmin):
         if invoice.pk is None:
             return "—"
         url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk])
-        if invoice.is_issued and invoice.state != State.CANCELLED:
-            note = "stored" if invoice.pdf else "rendered on first download"
+        if invoice.serves_stored_pdf:
+            note = "stored" if invoice.pdf else "rendering after issue; shown live until stored"
         else:
             note = "rendered now, watermarked"
         return format_html('<a href="{}">Download PDF</a> ({})', url, note)
@@ -488,7 +493,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
-        initial.setdefault("period", services.month_start(timezone.now().date()))
+        initial.setdefault("period", month_start(timezone.now().date()))
         return initial
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -607,21 +612,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             raise Http404("No such invoice.")
         if not self.has_view_or_change_permission(request, invoice):
             raise Http404("No such invoice.")
-        filename = invoice_pdf_filename(invoice)
-        if invoice.is_issued and invoice.state != State.CANCELLED and invoice.pdf:
-            try:
-                handle = invoice.pdf.open("rb")
-            except FileNotFoundError:
-                handle = None
-            if handle is not None:
-                # Served from storage as it was rendered at issue, streamed, never re-rendered.
-                return FileResponse(
-                    handle, content_type="application/pdf", filename=filename, as_attachment=False
-                )
-        content = invoice_pdf_content(invoice)
-        response = FileResponse(iter([content]), content_type="application/pdf", filename=filename)
-        response["Content-Length"] = str(len(content))
-        return response
+        return invoice_pdf_response(invoice)
 
     # -- the changelist with the selection's totals
 

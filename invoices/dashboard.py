@@ -18,7 +18,7 @@ from invoices.models import Invoice, PaymentTransaction
 from usage.models import UsageRecord
 
 State = Invoice.State
-OUTSTANDING_STATES = (State.PENDING, State.UNPAID, State.FAILED)
+OUTSTANDING_STATES = Invoice.OUTSTANDING_STATES
 MONTHS = 12
 RECENT_DAYS = 30
 TOP_ACCOUNTS = 5
