@@ -429,9 +429,7 @@ def invoice_create_with_lines(
     return invoice
 
 
-def _set_period_locked(
-    invoice: Invoice, period: dt.date, now: dt.datetime, changes: dict
-) -> None:
+def _set_period_locked(invoice: Invoice, period: dt.date, now: dt.datetime, changes: dict) -> None:
     period = validate_period(period, now)
     if period == invoice.period:
         return

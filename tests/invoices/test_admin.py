@@ -15,7 +15,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from invoices.models import Invoice, InvoiceEvent, LineItem, PaymentTransaction
+from invoices.models import Invoice, InvoiceCounter, InvoiceEvent, LineItem, PaymentTransaction
 from invoices.tasks import invoice_render_pdf
 from tests.factories import AccountFactory, make_invoice
 
@@ -393,6 +393,7 @@ class TestChangeForm:
 
     def test_edit_period_and_number_through_invoice_update(self, finance, media):
         invoice = make_invoice(period=dt.date(2026, 10, 1))
+        InvoiceCounter.objects.create(series="2026-09", last_number=800)
         data = {
             "period": "2026-09-15",
             "friendly_id": "2026-09-00000777",
