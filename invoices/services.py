@@ -74,9 +74,16 @@ __all__ = ["buyer_details", "seller_details"]  # re-exported: they were defined 
 # --- helpers ------------------------------------------------------------------
 
 
-def _lock_invoice(invoice: Invoice) -> Invoice:
+def _lock_invoice(invoice: Invoice, *, account_too: bool = False) -> Invoice:
     """Re-read the invoice under a row lock (a no-op lock on SQLite, where
-    IMMEDIATE transactions already serialise writers)."""
+    IMMEDIATE transactions already serialise writers).
+
+    `account_too` first locks the buyer account (the documented order: account,
+    then invoice) for writes that price lines in the account's currency, so a
+    currency change cannot slip in between the price and the line.
+    """
+    if account_too:
+        list(Account.objects.select_for_update().filter(pk=invoice.account_id).values_list("pk"))
     return Invoice.objects.select_for_update().select_related("account").get(pk=invoice.pk)
 
 
@@ -459,7 +466,7 @@ def invoice_replace_lines(
     with exactly one request's lines. `lines=None` keeps the lines.
     """
     now = now or timezone.now()
-    invoice = _lock_invoice(invoice)
+    invoice = _lock_invoice(invoice, account_too=True)
     if not invoice.is_draft:
         raise InvoiceLocked("only open invoices can be changed", field="state")
     changes: dict[str, list[str | None]] = {}
@@ -566,7 +573,7 @@ def line_item_add(
     the invoice's lines may not exceed MAX_AMOUNT.
     """
     now = now or timezone.now()
-    invoice = _lock_invoice(invoice)
+    invoice = _lock_invoice(invoice, account_too=True)
     return _line_item_add_locked(
         invoice,
         name=name,
