@@ -84,7 +84,14 @@ def _lock_invoice(invoice: Invoice, *, account_too: bool = False) -> Invoice:
     """
     if account_too:
         list(Account.objects.select_for_update().filter(pk=invoice.account_id).values_list("pk"))
-    return Invoice.objects.select_for_update().select_related("account").get(pk=invoice.pk)
+    # `of=("self",)`: the joined account is read, not locked. Locking it here, in
+    # one statement with the invoice, would take the two rows in no set order and
+    # deadlock against a writer that holds the account and waits for the invoice.
+    return (
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .get(pk=invoice.pk)
+    )
 
 
 def _record_event(
