@@ -88,9 +88,7 @@ def _lock_invoice(invoice: Invoice, *, account_too: bool = False) -> Invoice:
     # one statement with the invoice, would take the two rows in no set order and
     # deadlock against a writer that holds the account and waits for the invoice.
     return (
-        Invoice.objects.select_for_update(of=("self",))
-        .select_related("account")
-        .get(pk=invoice.pk)
+        Invoice.objects.select_for_update(of=("self",)).select_related("account").get(pk=invoice.pk)
     )
 
 
