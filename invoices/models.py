@@ -260,9 +260,7 @@ class Invoice(models.Model):
         prefetched = getattr(self, "successful_purchases", None)
         if prefetched is not None:
             return prefetched[0] if prefetched else None
-        return self.payment_transactions.filter(
-            action=PaymentTransaction.Action.PURCHASE, success=True
-        ).first()
+        return PaymentTransaction.objects.filter(invoice=self).successful_purchases().first()
 
     def can_transition_to(self, to_state: str) -> bool:
         return self.state in self.TRANSITIONS.get(to_state, frozenset())
@@ -312,6 +310,12 @@ class LineItem(models.Model):
         return self.name
 
 
+class PaymentTransactionQuerySet(models.QuerySet):
+    def successful_purchases(self) -> PaymentTransactionQuerySet:
+        """The payments that settled an invoice (at most one per invoice, by constraint)."""
+        return self.filter(action=PaymentTransaction.Action.PURCHASE, success=True)
+
+
 class PaymentTransaction(models.Model):
     """One charge or refund attempt, successful or not."""
 
@@ -345,6 +349,8 @@ class PaymentTransaction(models.Model):
     gateway_response = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PaymentTransactionQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]
