@@ -13,6 +13,7 @@ from `transaction.on_commit`, never inside the transaction: the services send
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -627,6 +628,22 @@ def invoice_recompute(*, invoice: Invoice, actor: str) -> Invoice:
     _refresh_totals(invoice)
     invoice.save()
     return invoice
+
+
+def invoice_update_validate(
+    *,
+    invoice: Invoice,
+    period: dt.date | None = None,
+    friendly_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """The checks `invoice_update` makes, for forms that report errors before saving."""
+    now = now or timezone.now()
+    probe = copy.copy(invoice)  # nothing is written, the caller's instance is untouched
+    if period is not None:
+        _set_period_locked(probe, period, now, {})
+    if friendly_id is not None and friendly_id != probe.friendly_id:
+        _validate_hand_set_number(probe, friendly_id)
 
 
 @transaction.atomic

@@ -233,7 +233,7 @@ def test_the_due_date_rule_is_one_rule():
 # --- deleted accounts are not charged ------------------------------------------------------
 
 
-def test_a_pending_invoice_of_a_deleted_account_is_not_charged(key):
+def test_a_pending_invoice_of_a_deleted_account_is_not_charged(client, key):
     invoice = make_invoice(state=State.PENDING)
     account_soft_delete(account=invoice.account)
     before = fingerprint()
@@ -242,6 +242,8 @@ def test_a_pending_invoice_of_a_deleted_account_is_not_charged(key):
     response = v1(key).post(f"/v1/invoices/{invoice.pk}/charge")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "account_not_billable"
+    response = api(client, "post", f"/api/invoices/{invoice.pk}/charge.json", key, {})
+    assert response.status_code == 422
     assert fingerprint() == before
 
 
