@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -496,16 +497,12 @@ def _line_item_add_locked(
     quantity: Decimal = Decimal("1"),
     unit_price: Decimal | None = None,
     cost: Decimal | None = None,
-    description: str = "",
-    type: str = LineItem.Type.MANUAL,
-    source: str = "",
-    metric_id: int | None = None,
-    plan_id: int | None = None,
-    contract_id: int | None = None,
-    contract_type: str = "",
     actor: str,
     now: dt.datetime,
+    **fields: Any,
 ) -> LineItem:
+    """`line_item_add` on an invoice the caller holds locked; `fields` are the
+    line's other columns (description, type, source, the 3scale references)."""
     if not invoice.is_editable:
         raise InvoiceLocked("Invalid invoice state")
     if not name or not name.strip():
@@ -530,17 +527,11 @@ def _line_item_add_locked(
     line = LineItem.objects.create(
         invoice=invoice,
         name=name.strip()[:255],
-        description=description,
         quantity=quantity,
         unit_price=unit_price,
         cost=stored_cost,
-        type=type,
-        source=source,
-        metric_id=metric_id,
-        plan_id=plan_id,
-        contract_id=contract_id,
-        contract_type=contract_type,
         created_at=now,
+        **fields,
     )
     _refresh_totals(invoice)
     invoice.save()

@@ -144,12 +144,13 @@ def _party(tag: str, *, id, org_name, line1, line2, city, state, country, phone,
     )
 
 
-def _provider(invoice: Invoice, seller: Seller) -> Element:
-    party = invoice.seller(seller)  # frozen at issue once issued, the live profile before
+def _party_element(tag: str, party: dict, *, name_key: str, default_id=None) -> Element:
+    """A <provider> or <buyer> from the invoice's party details (buyer_details or
+    seller_details shape, frozen or live)."""
     return _party(
-        "provider",
-        id=party.get("id"),
-        org_name=party.get("name"),
+        tag,
+        id=party.get("id", default_id),
+        org_name=party.get(name_key),
         line1=party.get("address_line1"),
         line2=party.get("address_line2"),
         city=party.get("city"),
@@ -158,6 +159,11 @@ def _provider(invoice: Invoice, seller: Seller) -> Element:
         phone=party.get("phone"),
         zip=party.get("zip"),
     )
+
+
+def _provider(invoice: Invoice, seller: Seller) -> Element:
+    # Frozen at issue once issued, the live profile before.
+    return _party_element("provider", invoice.seller(seller), name_key="name")
 
 
 def _buyer(invoice: Invoice) -> Element:
@@ -167,19 +173,8 @@ def _buyer(invoice: Invoice) -> Element:
             "buyer",
             children=[Element("id", str(account.pk)), Element("status", "deleted")],
         )
-    party = invoice.buyer()  # frozen at issue once issued, the live account before
-    return _party(
-        "buyer",
-        id=party.get("id", account.pk),
-        org_name=party.get("org_name"),
-        line1=party.get("address_line1"),
-        line2=party.get("address_line2"),
-        city=party.get("city"),
-        state=party.get("state"),
-        country=party.get("country"),
-        phone=party.get("phone"),
-        zip=party.get("zip"),
-    )
+    # Frozen at issue once issued, the live account before.
+    return _party_element("buyer", invoice.buyer(), name_key="org_name", default_id=account.pk)
 
 
 def invoice_xml(
