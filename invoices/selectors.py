@@ -45,6 +45,8 @@ def invoice_list_due_for_charge(now: dt.datetime) -> QuerySet[Invoice]:
         Invoice.objects.filter(
             state__in=[Invoice.State.PENDING, Invoice.State.UNPAID], due_on__lte=now.date()
         )
+        # A deleted account is not charged (invoice_charge refuses it too).
+        .exclude(account__state=Account.State.DELETED)
         .filter(
             Q(last_charge_attempt_at__isnull=True) | Q(last_charge_attempt_at__lte=retry_before)
         )

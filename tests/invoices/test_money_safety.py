@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from accounts.models import Account
 from accounts.services import account_soft_delete, account_update
 from billing.lib.money import MAX_AMOUNT
-from invoices import pdf, services
+from invoices import pdf, selectors, services
 from invoices.exceptions import AccountNotBillable, InvoiceValidationError
 from invoices.models import Invoice, InvoiceCounter, InvoiceEvent, LineItem, PaymentTransaction
 from tests.factories import AccountFactory, make_api_key, make_invoice
@@ -245,6 +245,9 @@ def test_a_pending_invoice_of_a_deleted_account_is_not_charged(client, key):
     response = api(client, "post", f"/api/invoices/{invoice.pk}/charge.json", key, {})
     assert response.status_code == 422
     assert fingerprint() == before
+    # and the daily charge run does not pick it up
+    due = timezone.now() + dt.timedelta(days=400)
+    assert invoice not in selectors.invoice_list_due_for_charge(due)
 
 
 # --- reading a PDF never writes; a live rendering is reused --------------------------------
