@@ -6,6 +6,7 @@ import hashlib
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -116,6 +117,33 @@ class Account(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.state == self.State.DELETED
+
+    def clean(self) -> None:
+        super().clean()
+        self._check_currency_change()
+
+    def _check_currency_change(self) -> None:
+        """Refuse a new currency while an invoice still follows this account's terms
+        (open or finalized) and has lines: they are priced in the old currency, and
+        re-reading 10.40 USD as yen would change what is owed. Cancel or issue it first."""
+        if self.pk is None:
+            return
+        old = Account.objects.filter(pk=self.pk).values_list("currency", flat=True).first()
+        if old is None or old == self.currency:
+            return
+        # `invoices` is the reverse relation of Invoice.account (no import of that app).
+        pending = self.invoices.filter(
+            state__in=("open", "finalized"), line_items__isnull=False
+        ).values_list("pk", flat=True)[:1]
+        if pending:
+            raise ValidationError(
+                {
+                    "currency": (
+                        f"cannot change from {old} while invoice {pending[0]} has lines "
+                        f"in {old}; issue or cancel it first"
+                    )
+                }
+            )
 
     @property
     def is_billable(self) -> bool:

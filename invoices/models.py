@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from decimal import Decimal
 
@@ -10,13 +9,14 @@ from django.db import models
 from django.db.models import F, Q, Value
 from django.utils import timezone
 
-from accounts.models import CURRENCY_CHOICES, Account
+from accounts.models import CURRENCY_CHOICES, Account, Seller
 from billing.lib.money import (
     AMOUNT_DECIMAL_PLACES,
     AMOUNT_MAX_DIGITS,
     QUANTITY_DECIMAL_PLACES,
     UNIT_PRICE_DECIMAL_PLACES,
 )
+from billing.lib.months import month_end
 
 _TOTALS_TOLERANCE = Value(Decimal("0.00005"))
 
@@ -25,6 +25,59 @@ def amount_field(**kwargs) -> models.DecimalField:
     return models.DecimalField(
         max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, **kwargs
     )
+
+
+def buyer_details(account: Account) -> dict:
+    """The buyer block of an invoice, from the live account (frozen at issue)."""
+    return {
+        "id": account.pk,
+        "org_name": account.org_name,
+        "email": account.billing_email,
+        "address_line1": account.address_line1,
+        "address_line2": account.address_line2,
+        "city": account.city,
+        "state": account.address_state,
+        "zip": account.zip,
+        "country": account.country,
+        "phone": account.phone,
+        "vat_code": account.vat_code,
+    }
+
+
+def seller_details(seller: Seller) -> dict:
+    """The seller block of an invoice, from the live seller profile (frozen at issue)."""
+    return {
+        "id": seller.pk,
+        "name": seller.name,
+        "address_line1": seller.address_line1,
+        "address_line2": seller.address_line2,
+        "city": seller.city,
+        "state": seller.address_state,
+        "zip": seller.zip,
+        "country": seller.country,
+        "phone": seller.phone,
+        "email": seller.email,
+        "vat_id": seller.vat_id,
+        "bank_name": seller.bank_name,
+        "bank_account_holder": seller.bank_account_holder,
+        "iban": seller.iban,
+        "bic": seller.bic,
+    }
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def outstanding(self) -> InvoiceQuerySet:
+        """Issued and still owed: pending, unpaid or failed."""
+        return self.filter(state__in=Invoice.OUTSTANDING_STATES)
+
+    def overdue(self, today: dt.date) -> InvoiceQuerySet:
+        return self.outstanding().filter(due_on__lt=today)
+
+    def not_overdue(self, today: dt.date) -> InvoiceQuerySet:
+        return self.exclude(state__in=Invoice.OUTSTANDING_STATES, due_on__lt=today)
+
+    def issued(self) -> InvoiceQuerySet:
+        return self.filter(state__in=Invoice.ISSUED_STATES)
 
 
 class Invoice(models.Model):
@@ -54,9 +107,12 @@ class Invoice(models.Model):
             {State.OPEN, State.FINALIZED, State.PENDING, State.UNPAID, State.FAILED}
         ),
     }
+    # Lines (and so totals) may change: open or finalized (3scale's `editable?`).
     EDITABLE_STATES = frozenset({State.OPEN, State.FINALIZED})
     ISSUED_STATES = frozenset({State.PENDING, State.UNPAID, State.PAID, State.FAILED})
-    CHARGEABLE_STATES = frozenset({State.PENDING, State.UNPAID, State.FAILED})
+    # Issued and still owed: what a charge, the dashboard and "overdue" look at.
+    OUTSTANDING_STATES = frozenset({State.PENDING, State.UNPAID, State.FAILED})
+    CHARGEABLE_STATES = OUTSTANDING_STATES
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices")
     period = models.DateField(help_text="First day of the billed month.")
@@ -84,6 +140,8 @@ class Invoice(models.Model):
     pdf = models.FileField(upload_to="invoices/%Y/%m/", blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InvoiceQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -161,16 +219,48 @@ class Invoice(models.Model):
 
     @property
     def period_end(self) -> dt.date:
-        last_day = calendar.monthrange(self.period.year, self.period.month)[1]
-        return self.period.replace(day=last_day)
+        return month_end(self.period)
 
     @property
     def is_editable(self) -> bool:
+        """Its lines may change (open or finalized); totals follow the lines."""
         return self.state in self.EDITABLE_STATES
+
+    @property
+    def is_draft(self) -> bool:
+        """Open and unnumbered: its month and lines may be replaced as a whole (/v1 edits)."""
+        return self.state == self.State.OPEN
 
     @property
     def is_issued(self) -> bool:
         return self.issued_on is not None
+
+    @property
+    def serves_stored_pdf(self) -> bool:
+        """An issued invoice's document is the file rendered at issue; a draft or a
+        cancelled invoice (whose stored copy carries no CANCELLED mark) renders live."""
+        return self.is_issued and self.state != self.State.CANCELLED
+
+    def buyer(self) -> dict:
+        """The buyer as printed: frozen at issue once issued, the live account before."""
+        if self.is_issued and self.buyer_details:
+            return self.buyer_details
+        return buyer_details(self.account)
+
+    def seller(self, live: Seller | None = None) -> dict:
+        """The seller as printed: frozen at issue once issued, the live profile before
+        (`live`, when the caller already loaded it for a whole page)."""
+        if self.is_issued and self.seller_details:
+            return self.seller_details
+        return seller_details(live or Seller.load())
+
+    def successful_purchase(self) -> PaymentTransaction | None:
+        """The payment that settled it, if any (at most one, by constraint). Uses the
+        `successful_purchases` prefetch of the list selectors when present."""
+        prefetched = getattr(self, "successful_purchases", None)
+        if prefetched is not None:
+            return prefetched[0] if prefetched else None
+        return PaymentTransaction.objects.filter(invoice=self).successful_purchases().first()
 
     def can_transition_to(self, to_state: str) -> bool:
         return self.state in self.TRANSITIONS.get(to_state, frozenset())
@@ -220,6 +310,12 @@ class LineItem(models.Model):
         return self.name
 
 
+class PaymentTransactionQuerySet(models.QuerySet):
+    def successful_purchases(self) -> PaymentTransactionQuerySet:
+        """The payments that settled an invoice (at most one per invoice, by constraint)."""
+        return self.filter(action=PaymentTransaction.Action.PURCHASE, success=True)
+
+
 class PaymentTransaction(models.Model):
     """One charge or refund attempt, successful or not."""
 
@@ -253,6 +349,8 @@ class PaymentTransaction(models.Model):
     gateway_response = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PaymentTransactionQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -2,24 +2,36 @@
 
 An issued invoice's PDF is rendered once (invoices.tasks.invoice_render_pdf,
 after the issuing transaction commits) and served from storage ever after, so
-the document a customer received never changes. Drafts and cancelled drafts
-have no stored file: they render on the fly, watermarked.
+the document a customer received never changes. Drafts and cancelled invoices
+render on the fly, watermarked (`Invoice.serves_stored_pdf`).
+
+Reading a PDF never writes: an issued invoice whose stored file is missing
+(rendering has not run yet, failed, or storage was restored without media) is
+rendered for that answer and not stored; `render_pdfs` or the task stores it.
+A live rendering is cached for a few minutes under a key that changes with the
+invoice, its account and the seller, so a 500-line draft asked for again and
+again is rendered once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import cast
 
+from django.core.cache import cache
+from django.http import FileResponse
 from django.template.loader import render_to_string
 
 from accounts.models import Seller
 from billing.lib.money import minor_units, quantize
 from billing.lib.pdf import html_to_pdf
-from invoices.models import Invoice, PaymentTransaction
-from invoices.services import buyer_details, seller_details
+from invoices.models import Invoice
+
+# How long a live rendering (draft, cancelled, or issued without its file) is reused.
+LIVE_PDF_CACHE_SECONDS = 300
 
 
 def format_amount(amount: Decimal | None, currency: str) -> str:
@@ -55,14 +67,8 @@ class PdfLine:
 def invoice_pdf_context(invoice: Invoice) -> dict:
     seller = Seller.load()
     # Once issued, the parties are printed exactly as they were frozen at issue.
-    if invoice.is_issued and invoice.seller_details:
-        seller_block = invoice.seller_details
-    else:
-        seller_block = seller_details(seller)
-    if invoice.is_issued and invoice.buyer_details:
-        buyer_block = invoice.buyer_details
-    else:
-        buyer_block = buyer_details(invoice.account)
+    seller_block = invoice.seller(seller)
+    buyer_block = invoice.buyer()
     logo_uri = ""
     if seller.logo:
         try:
@@ -74,9 +80,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         watermark = "CANCELLED"
     elif not invoice.is_issued:
         watermark = "DRAFT"
-    payment = invoice.payment_transactions.filter(
-        success=True, action=PaymentTransaction.Action.PURCHASE
-    ).first()
+    payment = invoice.successful_purchase()
     currency = invoice.currency
     lines = [
         PdfLine(
@@ -120,26 +124,61 @@ def invoice_pdf_filename(invoice: Invoice) -> str:
     return f"invoice-draft-{invoice.pk}.pdf"
 
 
-def invoice_pdf_content(invoice: Invoice) -> bytes:
-    """The PDF to hand out: the stored file of an issued invoice, else a fresh rendering.
-
-    An issued invoice whose file is missing (rendering failed, or storage was
-    restored without media) gets it rendered and stored now, so it is still
-    rendered only once. A cancelled invoice always renders on the fly: the
-    stored copy predates the cancellation and carries no CANCELLED watermark.
-    """
-    from invoices.tasks import invoice_render_pdf
-
-    if not invoice.is_issued or invoice.state == Invoice.State.CANCELLED:
-        return invoice_pdf_bytes(invoice)
-    if not invoice.pdf:
-        invoice_render_pdf(invoice.pk)
-        invoice.refresh_from_db(fields=["pdf"])
+def _stored_pdf(invoice: Invoice):
+    """The open stored file of an invoice that serves one, else None."""
+    if not invoice.serves_stored_pdf or not invoice.pdf:
+        return None
     try:
-        with invoice.pdf.open("rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        invoice_render_pdf(invoice.pk, force=True)
-        invoice.refresh_from_db(fields=["pdf"])
-        with invoice.pdf.open("rb") as handle:
-            return handle.read()
+        return invoice.pdf.open("rb")
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def _live_cache_key(invoice: Invoice) -> str:
+    seller = Seller.objects.values_list("updated_at", flat=True).first()
+    parts = (
+        invoice.pk,
+        invoice.state,
+        invoice.updated_at.isoformat(),
+        invoice.account.updated_at.isoformat(),
+        seller.isoformat() if seller else "",
+    )
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+    return f"invoice-pdf:{invoice.pk}:{digest}"
+
+
+def invoice_pdf_live(invoice: Invoice) -> bytes:
+    """A rendering of the invoice as it is now, reused while nothing in it changed."""
+    key = _live_cache_key(invoice)
+    content = cache.get(key)
+    if content is None:
+        content = invoice_pdf_bytes(invoice)
+        cache.set(key, content, LIVE_PDF_CACHE_SECONDS)
+    return content
+
+
+def invoice_pdf_content(invoice: Invoice) -> bytes:
+    """The PDF to hand out: the stored file of an issued invoice, else a live rendering.
+
+    Never stores anything (see the module docstring).
+    """
+    handle = _stored_pdf(invoice)
+    if handle is None:
+        return invoice_pdf_live(invoice)
+    with handle:
+        return handle.read()
+
+
+def invoice_pdf_response(invoice: Invoice, *, filename: str | None = None) -> FileResponse:
+    """The one way a PDF is served (admin, 3scale link): the stored file streamed,
+    or a live rendering; inline, never cached by the client."""
+    filename = filename or invoice_pdf_filename(invoice)
+    handle = _stored_pdf(invoice)
+    if handle is not None:
+        response = FileResponse(handle, content_type="application/pdf", filename=filename)
+    else:
+        content = invoice_pdf_live(invoice)
+        response = FileResponse(iter([content]), content_type="application/pdf", filename=filename)
+        response["Content-Length"] = str(len(content))
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -25,9 +25,7 @@ def invoice_list_with_details(api_key: ApiKey | None) -> QuerySet[Invoice]:
     A page costs the same few queries whatever its size: the successful
     purchase lands in `successful_purchases` (a list of zero or one).
     """
-    purchases = PaymentTransaction.objects.filter(
-        action=PaymentTransaction.Action.PURCHASE, success=True
-    )
+    purchases = PaymentTransaction.objects.successful_purchases()
     return (
         invoice_visible_to(api_key)
         .select_related("account")
@@ -42,9 +40,13 @@ def invoice_list_due_for_charge(now: dt.datetime) -> QuerySet[Invoice]:
     """Issued invoices whose due date has come and whose last attempt is old enough."""
     retry_before = now - dt.timedelta(days=settings.CHARGE_RETRY_DAYS)
     return (
+        # Outstanding but not failed (a failed invoice waits for staff): the
+        # state + due_on index serves this.
         Invoice.objects.filter(
             state__in=[Invoice.State.PENDING, Invoice.State.UNPAID], due_on__lte=now.date()
         )
+        # A deleted account is not charged (invoice_charge refuses it too).
+        .exclude(account__state=Account.State.DELETED)
         .filter(
             Q(last_charge_attempt_at__isnull=True) | Q(last_charge_attempt_at__lte=retry_before)
         )

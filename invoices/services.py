@@ -4,17 +4,22 @@ APIs, admin actions, commands and tasks all call them, so there is exactly one
 `invoice_issue`, whoever asks for it.
 
 Locks are taken in one fixed order to rule out deadlocks between concurrent
-writers: account, then invoice, then the number counter. Slow side effects
-(PDF rendering) run from `transaction.on_commit`, never inside the transaction.
+writers: account, then invoice, then the number counter. Every read-modify-write
+of an invoice happens under its row lock: the row, its lines and its totals are
+read after `_lock_invoice`, never before. Slow side effects (PDF rendering) run
+from `transaction.on_commit`, never inside the transaction: the services send
+`invoice_issued` and invoices.tasks schedules the rendering after commit.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -29,9 +34,11 @@ from billing.lib.money import (
     UNIT_PRICE_DECIMAL_PLACES,
     ZERO,
     line_cost,
+    minor_units,
     quantize,
     vat_amount,
 )
+from billing.lib.months import FIRST_BILLABLE_MONTH, add_months, format_month, month_start
 from invoices.exceptions import (
     AccountNotBillable,
     ChargeFailed,
@@ -41,29 +48,51 @@ from invoices.exceptions import (
     InvoiceValidationError,
 )
 from invoices.gateways import PaymentGateway, get_gateway
-from invoices.models import Invoice, InvoiceCounter, InvoiceEvent, LineItem, PaymentTransaction
+from invoices.models import (
+    Invoice,
+    InvoiceCounter,
+    InvoiceEvent,
+    LineItem,
+    PaymentTransaction,
+    buyer_details,
+    seller_details,
+)
+from invoices.signals import invoice_issued
 
 State = Invoice.State
-FRIENDLY_ID_RE = re.compile(r"^\d{4}(-\d{2})?-\d{8}$")
+# ASCII digits only: `\d` would accept "２０２６" and other scripts' digits.
+FRIENDLY_ID_RE = re.compile(r"\A([0-9]{4}(?:-[0-9]{2})?)-([0-9]{8})\Z")
+FRIENDLY_ID_FORMAT_MESSAGE = "format should be YYYY-MM-XXXXXXXX or YYYY-XXXXXXXX"
 MAX_QUANTITY = Decimal("1000000000")
+# Lines of one invoice (/v1 takes at most this many in one request, too).
+MAX_LINE_ITEMS = 500
+# A due date is at most this many days after the issue date.
+MAX_DUE_DAYS = 366
+# An issue date may be one day ahead of UTC's today: east of UTC it already is tomorrow.
+MAX_ISSUE_DAYS_AHEAD = 1
+
+__all__ = ["buyer_details", "seller_details"]  # re-exported: they were defined here
 
 
 # --- helpers ------------------------------------------------------------------
 
 
-def month_start(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
-def _add_months(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + (day.month - 1) + months
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
-def _lock_invoice(invoice: Invoice) -> Invoice:
+def _lock_invoice(invoice: Invoice, *, account_too: bool = False) -> Invoice:
     """Re-read the invoice under a row lock (a no-op lock on SQLite, where
-    IMMEDIATE transactions already serialise writers)."""
-    return Invoice.objects.select_for_update().select_related("account").get(pk=invoice.pk)
+    IMMEDIATE transactions already serialise writers).
+
+    `account_too` first locks the buyer account (the documented order: account,
+    then invoice) for writes that price lines in the account's currency, so a
+    currency change cannot slip in between the price and the line.
+    """
+    if account_too:
+        list(Account.objects.select_for_update().filter(pk=invoice.account_id).values_list("pk"))
+    # `of=("self",)`: the joined account is read, not locked. Locking it here, in
+    # one statement with the invoice, would take the two rows in no set order and
+    # deadlock against a writer that holds the account and waits for the invoice.
+    return (
+        Invoice.objects.select_for_update(of=("self",)).select_related("account").get(pk=invoice.pk)
+    )
 
 
 def _record_event(
@@ -77,6 +106,8 @@ def _record_event(
     data: dict | None = None,
     now: dt.datetime | None = None,
 ) -> InvoiceEvent:
+    """Append one event. Its time is when the change happened (`now`), never a
+    date the client chose: a back-dated issue date is data on the invoice."""
     now = now or timezone.now()
     return InvoiceEvent.objects.create(
         invoice=invoice,
@@ -92,8 +123,19 @@ def _record_event(
 
 
 def _refresh_totals(invoice: Invoice) -> None:
-    """Recompute the stored totals from the lines; only while the invoice is editable."""
+    """Recompute the stored totals from the lines; only while the invoice is editable.
+
+    The lines' sum is bounded by MAX_AMOUNT, like one line: 101 lines at the
+    per-line maximum would otherwise overflow the invoice's numeric(18,4)
+    columns. Callers are atomic, so the refusal leaves nothing written.
+    """
     total = invoice.line_items.aggregate(total=Sum("cost"))["total"] or ZERO
+    if not isinstance(total, Decimal):  # SQLite may hand back a float or an int
+        total = Decimal(str(total))
+    if total > MAX_AMOUNT:
+        raise InvoiceValidationError(
+            f"the invoice's lines must add up to at most {MAX_AMOUNT}", field="cost"
+        )
     invoice.cost_without_vat = quantize(total, invoice.currency)
     invoice.vat_amount = vat_amount(invoice.cost_without_vat, invoice.vat_rate, invoice.currency)
     invoice.cost = invoice.cost_without_vat + invoice.vat_amount
@@ -111,52 +153,33 @@ def invoice_totals(
 
 
 def _apply_live_terms(invoice: Invoice, account: Account) -> None:
-    """Until issue, VAT and currency follow the buyer account."""
+    """Until issue, VAT and currency follow the buyer account.
+
+    The currency follows only while the invoice has no lines: line costs are
+    rounded in the invoice's currency, and lines priced in USD read as yen
+    would no longer agree with the totals. The account refuses a currency
+    change while it has such an invoice (accounts.services.account_update);
+    this is the invoice's own guard.
+    """
+    if (
+        invoice.currency != account.currency
+        and invoice.pk is not None
+        and invoice.line_items.exists()
+    ):
+        raise InvoiceValidationError(
+            f"the customer's currency is now {account.currency} but this invoice has lines "
+            f"in {invoice.currency}; cancel it and bill the lines again",
+            field="currency",
+        )
     invoice.vat_rate = account.vat_rate
     invoice.vat_code = account.vat_code
     invoice.currency = account.currency
 
 
-def buyer_details(account: Account) -> dict:
-    return {
-        "id": account.pk,
-        "org_name": account.org_name,
-        "email": account.billing_email,
-        "address_line1": account.address_line1,
-        "address_line2": account.address_line2,
-        "city": account.city,
-        "state": account.address_state,
-        "zip": account.zip,
-        "country": account.country,
-        "phone": account.phone,
-        "vat_code": account.vat_code,
-    }
-
-
-def seller_details(seller: Seller) -> dict:
-    return {
-        "id": seller.pk,
-        "name": seller.name,
-        "address_line1": seller.address_line1,
-        "address_line2": seller.address_line2,
-        "city": seller.city,
-        "state": seller.address_state,
-        "zip": seller.zip,
-        "country": seller.country,
-        "phone": seller.phone,
-        "email": seller.email,
-        "vat_id": seller.vat_id,
-        "bank_name": seller.bank_name,
-        "bank_account_holder": seller.bank_account_holder,
-        "iban": seller.iban,
-        "bic": seller.bic,
-    }
-
-
 def invoice_series(period: dt.date) -> str:
     if settings.INVOICE_NUMBERING == "yearly":
         return f"{period.year:04d}"
-    return f"{period.year:04d}-{period.month:02d}"
+    return format_month(period)
 
 
 def _next_number(series: str, now: dt.datetime) -> int:
@@ -178,20 +201,6 @@ def _next_number(series: str, now: dt.datetime) -> int:
         return int(cursor.fetchone()[0])
 
 
-def _raise_counter_to(series: str, number: int, now: dt.datetime) -> None:
-    """After a hand-set number, make later automatic numbers continue after it."""
-    table = InvoiceCounter._meta.db_table
-    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (series, last_number, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s) "
-            f"ON CONFLICT (series) DO UPDATE SET last_number = "
-            f"{greatest}({table}.last_number, excluded.last_number), updated_at = excluded.updated_at",
-            [series, number, now, now],
-        )
-
-
 def _assign_number(invoice: Invoice, now: dt.datetime) -> None:
     if invoice.friendly_id:
         return  # a number set by hand is kept
@@ -199,12 +208,48 @@ def _assign_number(invoice: Invoice, now: dt.datetime) -> None:
     invoice.friendly_id = f"{series}-{_next_number(series, now):08d}"
 
 
+def _validate_hand_set_number(invoice: Invoice, friendly_id: str) -> None:
+    """A number set by hand never moves or splits the automatic series.
+
+    It must be in the invoice's own series, one the series has already reached
+    (at most the counter's last number: a gap left by numbers given out before,
+    never a number ahead of the counter) and not taken. An invoice's number,
+    once it has one, is final: renumbering would leave a hole. Nothing is
+    written here, so a refused number creates no counter row.
+    """
+    match = FRIENDLY_ID_RE.match(friendly_id)
+    if match is None:
+        raise InvoiceValidationError(FRIENDLY_ID_FORMAT_MESSAGE, field="friendly_id")
+    if invoice.friendly_id:
+        raise InvoiceValidationError(
+            f"cannot be changed: the invoice is numbered {invoice.friendly_id}",
+            field="friendly_id",
+        )
+    series, number = match.group(1), int(match.group(2))
+    expected = invoice_series(invoice.period)
+    if series != expected:
+        raise InvoiceValidationError(
+            f"must be in the invoice's series {expected} (its period)", field="friendly_id"
+        )
+    reached = (
+        InvoiceCounter.objects.filter(series=series).values_list("last_number", flat=True).first()
+        or 0
+    )
+    if not 1 <= number <= reached:
+        raise InvoiceValidationError(
+            f"the series {series} has not reached {number} (its last number is {reached}); "
+            "leave the number empty and it is assigned when the invoice is finalized or issued",
+            field="friendly_id",
+        )
+    if Invoice.objects.filter(friendly_id=friendly_id).exclude(pk=invoice.pk).exists():
+        raise InvoiceValidationError("has already been taken", field="friendly_id")
+
+
 def validate_period(period: dt.date, now: dt.datetime | None = None) -> dt.date:
     now = now or timezone.now()
-    if period.day != 1:
-        period = period.replace(day=1)
-    latest = _add_months(now.date().replace(day=1), 12)
-    if period < dt.date(2000, 1, 1) or period > latest:
+    period = month_start(period)
+    latest = add_months(now.date(), 12)
+    if period < FIRST_BILLABLE_MONTH or period > latest:
         raise InvoiceValidationError(
             "must be between 2000-01 and 12 months from now", field="period"
         )
@@ -235,20 +280,76 @@ def line_item_validate(*, name: str, quantity: Decimal, unit_price: Decimal) -> 
     _validate_line_amounts(quantity, unit_price)
 
 
+def invoice_due_on(
+    *, issued_on: dt.date, account: Account, due_on: dt.date | None = None
+) -> dt.date:
+    """The due date rule, the one place it is written: the given date, on or
+    after the issue date and at most MAX_DUE_DAYS later; else the account's
+    payment terms (or the default terms) after the issue date."""
+    if due_on is None:
+        terms = account.payment_terms_days
+        if terms is None:
+            terms = settings.DEFAULT_PAYMENT_TERMS_DAYS
+        return issued_on + dt.timedelta(days=terms)
+    if due_on < issued_on:
+        raise InvoiceValidationError("must not be before the issue date", field="due_on")
+    if (due_on - issued_on).days > MAX_DUE_DAYS:
+        raise InvoiceValidationError(
+            f"must be at most {MAX_DUE_DAYS} days after the issue date", field="due_on"
+        )
+    return due_on
+
+
+def validate_issue_date(invoice: Invoice, issued_on: dt.date, now: dt.datetime) -> dt.date:
+    """How far an issue date given by the client may go.
+
+    Never in the future (one day of slack for clients east of UTC), and never
+    before the earlier of the billed month's first day and the day the invoice
+    was created: an invoice for a past month may carry a date in that month, a
+    fresh invoice cannot claim to have been issued years ago. The date is data
+    on the invoice; the events still record the moment of issuing.
+    """
+    if (issued_on - now.date()).days > MAX_ISSUE_DAYS_AHEAD:
+        raise InvoiceValidationError("must not be in the future", field="issued_on")
+    earliest = min(invoice.period, invoice.created_at.astimezone(dt.UTC).date())
+    if issued_on < earliest:
+        raise InvoiceValidationError(
+            f"must not be before {earliest.isoformat()} (the billed month's first day, "
+            "or the day the invoice was created if that is earlier)",
+            field="issued_on",
+        )
+    return issued_on
+
+
+def _validate_cost(cost: Decimal, currency: str) -> None:
+    """A line total sent by the client is stored as sent: it must fit the currency."""
+    if cost < 0:
+        raise InvoiceValidationError("must not be negative", field="cost")
+    if cost > MAX_AMOUNT:
+        raise InvoiceValidationError(f"must be at most {MAX_AMOUNT}", field="cost")
+    if cost != quantize(cost, currency):
+        raise InvoiceValidationError(
+            f"must have at most {minor_units(currency)} decimal places in {currency}",
+            field="cost",
+        )
+
+
+@dataclass(frozen=True)
+class NewLine:
+    """A line to add: `quantity` x `unit_price`, named `name`."""
+
+    name: str
+    unit_price: Decimal
+    quantity: Decimal = Decimal("1")
+    description: str = ""
+
+
 # --- creation and editing ------------------------------------------------------
 
 
-@transaction.atomic
-def invoice_create(
-    *,
-    account: Account,
-    period: dt.date | None = None,
-    creation_type: str = Invoice.CreationType.MANUAL,
-    actor: str,
-    now: dt.datetime | None = None,
+def _create_locked(
+    account: Account, period: dt.date | None, creation_type: str, actor: str, now: dt.datetime
 ) -> Invoice:
-    """A new open invoice for one account and month (default: the current month)."""
-    now = now or timezone.now()
     account = Account.objects.select_for_update().get(pk=account.pk)
     if account.is_deleted:
         raise AccountNotBillable("The account has been deleted.", field="account_id")
@@ -263,6 +364,186 @@ def invoice_create(
     invoice.save()
     _record_event(invoice, InvoiceEvent.Kind.CREATED, actor=actor, to_state=State.OPEN, now=now)
     return invoice
+
+
+@transaction.atomic
+def invoice_create(
+    *,
+    account: Account,
+    period: dt.date | None = None,
+    creation_type: str = Invoice.CreationType.MANUAL,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> Invoice:
+    """A new open invoice for one account and month (default: the current month)."""
+    now = now or timezone.now()
+    return _create_locked(account, period, creation_type, actor, now)
+
+
+def _check_lines_total(lines: Sequence[NewLine], currency: str) -> None:
+    """Refuse, before writing, lines whose sum no invoice could hold."""
+    if len(lines) > MAX_LINE_ITEMS:
+        raise InvoiceValidationError(f"at most {MAX_LINE_ITEMS} lines", field="line_items")
+    total = sum((line_cost(line.quantity, line.unit_price, currency) for line in lines), ZERO)
+    if total > MAX_AMOUNT:
+        raise InvoiceValidationError(
+            f"the lines must add up to at most {MAX_AMOUNT} (they add up to {total})",
+            field="line_items",
+        )
+
+
+def _add_lines_locked(
+    invoice: Invoice, lines: Sequence[NewLine], *, actor: str, now: dt.datetime
+) -> None:
+    """Add lines to an invoice the caller holds locked; a bad line names its index."""
+    for index, line in enumerate(lines):
+        try:
+            _line_item_add_locked(
+                invoice,
+                name=line.name,
+                description=line.description,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                actor=actor,
+                now=now,
+            )
+        except InvoiceValidationError as exc:
+            raise InvoiceValidationError(
+                exc.message, field=f"line_items[{index}].{exc.field}"
+            ) from None
+
+
+@transaction.atomic
+def invoice_create_with_lines(
+    *,
+    account: Account,
+    period: dt.date | None = None,
+    lines: Sequence[NewLine],
+    issue: bool = False,
+    issued_on: dt.date | None = None,
+    due_on: dt.date | None = None,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> Invoice:
+    """Create an invoice with its lines and, with `issue`, issue it: all or nothing.
+
+    `period` defaults to the month of `issued_on` (or of today).
+    """
+    now = now or timezone.now()
+    _check_lines_total(lines, account.currency)
+    if period is None and issued_on is not None:
+        period = month_start(issued_on)
+    invoice = _create_locked(account, period, Invoice.CreationType.MANUAL, actor, now)
+    invoice = _lock_invoice(invoice)
+    _add_lines_locked(invoice, lines, actor=actor, now=now)
+    if issue:
+        # The one issuing service, inside this transaction: a refusal undoes it all.
+        invoice = invoice_issue(
+            invoice=invoice, actor=actor, now=now, issued_on=issued_on, due_on=due_on
+        )
+    return invoice
+
+
+def _set_period_locked(invoice: Invoice, period: dt.date, now: dt.datetime, changes: dict) -> None:
+    period = validate_period(period, now)
+    if period == invoice.period:
+        return
+    if invoice.friendly_id and invoice.friendly_id.rsplit("-", 1)[0] != invoice_series(period):
+        # The number says which series (month or year) the invoice belongs to.
+        raise InvoiceValidationError(
+            f"must stay in the series of the invoice's number {invoice.friendly_id}",
+            field="period",
+        )
+    changes["period"] = [invoice.period.isoformat(), period.isoformat()]
+    invoice.period = period
+
+
+@transaction.atomic
+def invoice_replace_lines(
+    *,
+    invoice: Invoice,
+    lines: Sequence[NewLine] | None,
+    period: dt.date | None = None,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> Invoice:
+    """Replace a draft's lines (and, given `period`, its month) in one step.
+
+    The lines are read after the invoice's row lock, so parallel replacements
+    queue and each one removes what the previous one added: the draft ends
+    with exactly one request's lines. `lines=None` keeps the lines.
+    """
+    now = now or timezone.now()
+    invoice = _lock_invoice(invoice, account_too=True)
+    if not invoice.is_draft:
+        raise InvoiceLocked("only open invoices can be changed", field="state")
+    changes: dict[str, list[str | None]] = {}
+    if period is not None:
+        _set_period_locked(invoice, period, now, changes)
+        if changes:
+            invoice.save()
+            _record_event(invoice, InvoiceEvent.Kind.UPDATED, actor=actor, data=changes, now=now)
+    if lines is not None:
+        _check_lines_total(lines, invoice.currency)
+        for line in list(invoice.line_items.all()):
+            _line_item_remove_locked(invoice, line, actor=actor, now=now)
+        _add_lines_locked(invoice, lines, actor=actor, now=now)
+    return invoice
+
+
+def _line_item_add_locked(
+    invoice: Invoice,
+    *,
+    name: str,
+    quantity: Decimal = Decimal("1"),
+    unit_price: Decimal | None = None,
+    cost: Decimal | None = None,
+    actor: str,
+    now: dt.datetime,
+    **fields: Any,
+) -> LineItem:
+    """`line_item_add` on an invoice the caller holds locked; `fields` are the
+    line's other columns (description, type, source, the 3scale references)."""
+    if not invoice.is_editable:
+        raise InvoiceLocked("Invalid invoice state")
+    if not name or not name.strip():
+        raise InvoiceValidationError("can't be blank", field="name")
+    _apply_live_terms(invoice, invoice.account)
+    if unit_price is None:
+        if cost is None:
+            raise InvoiceValidationError("give a unit price or a cost", field="cost")
+        # The cost is the line total as the client sent it, and it is stored as
+        # sent; the unit price derived from it is informational (rounded to its
+        # eight places it may not multiply back to the exact cost).
+        _validate_cost(cost, invoice.currency)
+        if quantity <= 0:
+            raise InvoiceValidationError("must be greater than 0", field="quantity")
+        _validate_line_amounts(quantity, ZERO)  # the quantity's own limits, before dividing
+        unit_price = (cost / quantity).quantize(Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES))
+        _validate_line_amounts(quantity, unit_price)
+        stored_cost = cost
+    else:
+        _validate_line_amounts(quantity, unit_price)
+        stored_cost = line_cost(quantity, unit_price, invoice.currency)
+    line = LineItem.objects.create(
+        invoice=invoice,
+        name=name.strip()[:255],
+        quantity=quantity,
+        unit_price=unit_price,
+        cost=stored_cost,
+        created_at=now,
+        **fields,
+    )
+    _refresh_totals(invoice)
+    invoice.save()
+    _record_event(
+        invoice,
+        InvoiceEvent.Kind.LINE_ADDED,
+        actor=actor,
+        data={"line_item_id": line.pk, "name": line.name, "cost": str(line.cost)},
+        now=now,
+    )
+    return line
 
 
 @transaction.atomic
@@ -285,60 +566,33 @@ def line_item_add(
 ) -> LineItem:
     """Add a line to an open or finalized invoice and recompute its totals.
 
-    Give `unit_price`, or `cost` (the line total, as 3scale clients send it),
-    from which the unit price is derived.
+    Give `unit_price`, or `cost` (the line total, as 3scale clients send it,
+    stored exactly as sent), from which the unit price is derived. The sum of
+    the invoice's lines may not exceed MAX_AMOUNT.
     """
     now = now or timezone.now()
-    invoice = _lock_invoice(invoice)
-    if not invoice.is_editable:
-        raise InvoiceLocked("Invalid invoice state")
-    if not name or not name.strip():
-        raise InvoiceValidationError("can't be blank", field="name")
-    if unit_price is None:
-        if cost is None:
-            raise InvoiceValidationError("give a unit price or a cost", field="cost")
-        if cost < 0:
-            raise InvoiceValidationError("must not be negative", field="cost")
-        # Checked before dividing: a huge cost would overflow the quantize below.
-        if cost > MAX_AMOUNT:
-            raise InvoiceValidationError(f"must be at most {MAX_AMOUNT}", field="cost")
-        if quantity <= 0:
-            raise InvoiceValidationError("must be greater than 0", field="quantity")
-        _validate_line_amounts(quantity, ZERO)  # the quantity's own limits, before dividing
-        unit_price = (cost / quantity).quantize(Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES))
-    _validate_line_amounts(quantity, unit_price)
-    line = LineItem.objects.create(
-        invoice=invoice,
-        name=name.strip()[:255],
-        description=description,
+    invoice = _lock_invoice(invoice, account_too=True)
+    return _line_item_add_locked(
+        invoice,
+        name=name,
         quantity=quantity,
         unit_price=unit_price,
-        cost=line_cost(quantity, unit_price, invoice.currency),
+        cost=cost,
+        description=description,
         type=type,
         source=source,
         metric_id=metric_id,
         plan_id=plan_id,
         contract_id=contract_id,
         contract_type=contract_type,
-        created_at=now,
-    )
-    _apply_live_terms(invoice, invoice.account)
-    _refresh_totals(invoice)
-    invoice.save()
-    _record_event(
-        invoice,
-        InvoiceEvent.Kind.LINE_ADDED,
         actor=actor,
-        data={"line_item_id": line.pk, "name": line.name, "cost": str(line.cost)},
         now=now,
     )
-    return line
 
 
-@transaction.atomic
-def line_item_remove(*, line_item: LineItem, actor: str, now: dt.datetime | None = None) -> None:
-    """Remove a line from an open or finalized invoice and recompute its totals."""
-    invoice = _lock_invoice(line_item.invoice)
+def _line_item_remove_locked(
+    invoice: Invoice, line_item: LineItem, *, actor: str, now: dt.datetime | None
+) -> None:
     if not invoice.is_editable:
         raise InvoiceLocked("Invalid invoice state")
     data = {"line_item_id": line_item.pk, "name": line_item.name, "cost": str(line_item.cost)}
@@ -347,6 +601,13 @@ def line_item_remove(*, line_item: LineItem, actor: str, now: dt.datetime | None
     _refresh_totals(invoice)
     invoice.save()
     _record_event(invoice, InvoiceEvent.Kind.LINE_REMOVED, actor=actor, data=data, now=now)
+
+
+@transaction.atomic
+def line_item_remove(*, line_item: LineItem, actor: str, now: dt.datetime | None = None) -> None:
+    """Remove a line from an open or finalized invoice and recompute its totals."""
+    invoice = _lock_invoice(line_item.invoice)
+    _line_item_remove_locked(invoice, line_item, actor=actor, now=now)
 
 
 @transaction.atomic
@@ -361,6 +622,22 @@ def invoice_recompute(*, invoice: Invoice, actor: str) -> Invoice:
     return invoice
 
 
+def invoice_update_validate(
+    *,
+    invoice: Invoice,
+    period: dt.date | None = None,
+    friendly_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """The checks `invoice_update` makes, for forms that report errors before saving."""
+    now = now or timezone.now()
+    probe = copy.copy(invoice)  # nothing is written, the caller's instance is untouched
+    if period is not None:
+        _set_period_locked(probe, period, now, {})
+    if friendly_id is not None and friendly_id != probe.friendly_id:
+        _validate_hand_set_number(probe, friendly_id)
+
+
 @transaction.atomic
 def invoice_update(
     *,
@@ -370,29 +647,22 @@ def invoice_update(
     actor: str,
     now: dt.datetime | None = None,
 ) -> Invoice:
-    """Change the period and/or number of an invoice that has not been issued."""
+    """Change the period and/or number of an invoice that has not been issued.
+
+    A number set by hand follows `_validate_hand_set_number`; a period must
+    stay in the series of the invoice's number.
+    """
     now = now or timezone.now()
     invoice = _lock_invoice(invoice)
     if not invoice.is_editable:
         raise InvoiceLocked("Invalid invoice state")
     changes: dict[str, list[str | None]] = {}
     if period is not None:
-        period = validate_period(period, now)
-        if period != invoice.period:
-            changes["period"] = [invoice.period.isoformat(), period.isoformat()]
-            invoice.period = period
-    if friendly_id is not None:
-        if not FRIENDLY_ID_RE.match(friendly_id):
-            raise InvoiceValidationError(
-                "format should be YYYY-MM-XXXXXXXX or YYYY-XXXXXXXX", field="friendly_id"
-            )
-        if friendly_id != invoice.friendly_id:
-            if Invoice.objects.filter(friendly_id=friendly_id).exclude(pk=invoice.pk).exists():
-                raise InvoiceValidationError("has already been taken", field="friendly_id")
-            changes["friendly_id"] = [invoice.friendly_id, friendly_id]
-            invoice.friendly_id = friendly_id
-            series, number = friendly_id.rsplit("-", 1)
-            _raise_counter_to(series, int(number), now)
+        _set_period_locked(invoice, period, now, changes)
+    if friendly_id is not None and friendly_id != invoice.friendly_id:
+        _validate_hand_set_number(invoice, friendly_id)
+        changes["friendly_id"] = [invoice.friendly_id, friendly_id]
+        invoice.friendly_id = friendly_id
     if changes:
         try:
             with transaction.atomic():
@@ -407,7 +677,7 @@ def invoice_update(
 def invoice_delete(*, invoice: Invoice, actor: str) -> None:
     """Delete a draft. Anything past `open` is kept for the books: cancel it instead."""
     invoice = _lock_invoice(invoice)
-    if invoice.state != State.OPEN:
+    if not invoice.is_draft:
         raise InvoiceLocked(
             f"Invoice {invoice.pk} is {invoice.state}; only open invoices can be deleted. "
             "Cancel it instead."
@@ -423,39 +693,35 @@ def _enter_finalized(invoice: Invoice, now: dt.datetime) -> None:
     _assign_number(invoice, now)
 
 
-def _enter_pending(invoice: Invoice, now: dt.datetime, *, due_on: dt.date | None = None) -> None:
+def _enter_pending(
+    invoice: Invoice,
+    now: dt.datetime,
+    *,
+    issued_on: dt.date | None = None,
+    due_on: dt.date | None = None,
+) -> None:
     """Issue: freeze the terms and parties, number it, date it.
 
-    `due_on` replaces the due date the account's payment terms would give
-    (the /v1 API takes it from the client); it may not precede the issue date.
+    `issued_on` (default: today) is checked by `validate_issue_date`; `due_on`
+    replaces the due date the payment terms would give (`invoice_due_on`).
     """
     account = invoice.account
     if account.is_deleted:
         raise AccountNotBillable("Cannot issue an invoice of a deleted account.")
     _apply_live_terms(invoice, account)
     _refresh_totals(invoice)
+    if issued_on is None:
+        issued_on = now.date()
+    else:
+        validate_issue_date(invoice, issued_on, now)
+    invoice.due_on = invoice_due_on(issued_on=issued_on, account=account, due_on=due_on)
+    invoice.issued_on = issued_on
     invoice.buyer_details = buyer_details(account)
     invoice.seller_details = seller_details(Seller.load())
     _assign_number(invoice, now)
-    invoice.issued_on = now.date()
-    terms = account.payment_terms_days
-    if terms is None:
-        terms = settings.DEFAULT_PAYMENT_TERMS_DAYS
-    invoice.due_on = invoice.issued_on + dt.timedelta(days=terms)
-    if due_on is not None:
-        if due_on < invoice.issued_on:
-            raise InvoiceValidationError("must not be before the issue date", field="due_on")
-        invoice.due_on = due_on
     if invoice.finalized_at is None:
         invoice.finalized_at = now
-    invoice_id = invoice.pk
-    transaction.on_commit(lambda: _schedule_pdf(invoice_id))
-
-
-def _schedule_pdf(invoice_id: int) -> None:
-    from invoices.tasks import invoice_render_pdf
-
-    invoice_render_pdf.delay(invoice_id)
+    invoice_issued.send(sender=Invoice, invoice_id=invoice.pk)
 
 
 def _enter_paid(invoice: Invoice, now: dt.datetime) -> None:
@@ -519,28 +785,48 @@ def invoice_finalize(*, invoice: Invoice, actor: str, now: dt.datetime | None = 
     return invoice_transition(invoice=invoice, to_state=State.FINALIZED, actor=actor, now=now)
 
 
+def _issue_locked(
+    invoice: Invoice,
+    *,
+    actor: str,
+    now: dt.datetime,
+    issued_on: dt.date | None,
+    due_on: dt.date | None,
+) -> Invoice:
+    data = {}
+    if issued_on is not None:
+        data["issued_on"] = issued_on.isoformat()
+    if due_on is not None:
+        data["due_on"] = due_on.isoformat()
+    return _transition_locked(
+        invoice,
+        State.PENDING,
+        actor=actor,
+        reason="",
+        now=now,
+        data=data or None,
+        enter_options={"issued_on": issued_on, "due_on": due_on},
+    )
+
+
+@transaction.atomic
 def invoice_issue(
     *,
     invoice: Invoice,
     actor: str,
     now: dt.datetime | None = None,
+    issued_on: dt.date | None = None,
     due_on: dt.date | None = None,
 ) -> Invoice:
-    """Issue an invoice; `due_on` overrides the due date from the payment terms."""
-    if due_on is None:
-        return invoice_transition(invoice=invoice, to_state=State.PENDING, actor=actor, now=now)
+    """Issue an invoice.
+
+    `issued_on` (default: today) may be back-dated within `validate_issue_date`;
+    `due_on` overrides the due date from the payment terms (`invoice_due_on`).
+    The event is stamped `now`, whatever the issue date says.
+    """
     now = now or timezone.now()
-    with transaction.atomic():
-        locked = _lock_invoice(invoice)
-        return _transition_locked(
-            locked,
-            State.PENDING,
-            actor=actor,
-            reason="",
-            now=now,
-            data={"due_on": due_on.isoformat()},
-            enter_options={"due_on": due_on},
-        )
+    locked = _lock_invoice(invoice)
+    return _issue_locked(locked, actor=actor, now=now, issued_on=issued_on, due_on=due_on)
 
 
 def invoice_cancel(
@@ -606,6 +892,9 @@ def invoice_charge(
         locked = _lock_invoice(invoice)
         if locked.state not in Invoice.CHARGEABLE_STATES:
             raise InvoiceNotChargeable(f"Invoice {locked.pk} is not in chargeable state!")
+        if locked.account.is_deleted:
+            # The customer is gone: no card of theirs is charged any more.
+            raise AccountNotBillable("Cannot charge an invoice of a deleted account.")
         if locked.cost <= 0:
             return _transition_locked(
                 locked, State.PAID, actor=actor, reason="nothing to charge", now=now

@@ -1,18 +1,26 @@
-"""Background work on invoices (inline when no broker is configured)."""
+"""Background work on invoices (inline when no broker is configured).
+
+Imports run one way: tasks -> jobs -> services, tasks -> pdf -> models. The
+services announce an issue with the `invoice_issued` signal; the receiver here
+queues the rendering once the issuing transaction has committed.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.core.files.base import ContentFile
+from django.db import transaction
+from django.dispatch import receiver
 
+from invoices.jobs import invoices_charge, invoices_finalize, invoices_issue
 from invoices.models import Invoice, InvoiceEvent
+from invoices.pdf import invoice_pdf_bytes
+from invoices.signals import invoice_issued
 
 
 @shared_task(acks_late=True)
 def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
     """Render an issued invoice's PDF once and store it through Django's storage."""
-    from invoices.pdf import invoice_pdf_bytes
-
     invoice = Invoice.objects.select_related("account").get(pk=invoice_id)
     if not invoice.is_issued:
         return ""
@@ -32,28 +40,29 @@ def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
     return invoice.pdf.name or ""
 
 
+@receiver(invoice_issued, dispatch_uid="invoices.tasks.render_after_issue")
+def _render_after_issue(sender, invoice_id: int, **kwargs) -> None:
+    # After commit: a rolled-back issue renders nothing, and the slow rendering
+    # never holds the invoice's row lock.
+    transaction.on_commit(lambda: invoice_render_pdf.delay(invoice_id))
+
+
 # The scheduled batch jobs (CELERY_BEAT_SCHEDULE); each one lives in invoices.jobs.
 
 
 @shared_task(name="invoices.finalize_due", acks_late=True)
 def invoices_finalize_task() -> dict:
     """Finalize the open invoices of ended months (the 1st of each month)."""
-    from invoices.jobs import invoices_finalize
-
     return invoices_finalize().as_dict()
 
 
 @shared_task(name="invoices.issue_due", acks_late=True)
 def invoices_issue_task() -> dict:
     """Issue the invoices finalized at least two days ago (daily)."""
-    from invoices.jobs import invoices_issue
-
     return invoices_issue().as_dict()
 
 
 @shared_task(name="invoices.charge_due", acks_late=True)
 def invoices_charge_task() -> dict:
     """Charge the issued invoices whose (next) attempt is due (daily)."""
-    from invoices.jobs import invoices_charge
-
     return invoices_charge().as_dict()

@@ -77,11 +77,10 @@ class OverdueFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         today = timezone.now().date()
-        outstanding = Invoice.CHARGEABLE_STATES  # issued, neither paid nor cancelled
         if self.value() == "yes":
-            return queryset.filter(state__in=outstanding, due_on__lt=today)
+            return queryset.overdue(today)
         if self.value() == "no":
-            return queryset.exclude(state__in=outstanding, due_on__lt=today)
+            return queryset.not_overdue(today)
         return queryset
 
 

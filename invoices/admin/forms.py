@@ -35,9 +35,23 @@ class InvoiceForm(forms.ModelForm):
             if self.instance.pk and self.instance.friendly_id:
                 raise forms.ValidationError("An invoice number cannot be removed.")
             return None
-        if not services.FRIENDLY_ID_RE.match(value):
-            raise forms.ValidationError("Use the format YYYY-MM-NNNNNNNN or YYYY-NNNNNNNN.")
         return value
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk or self.errors:
+            return cleaned
+        changed = {
+            name: cleaned.get(name)
+            for name in ("period", "friendly_id")
+            if name in self.changed_data and cleaned.get(name)
+        }
+        if changed:
+            try:
+                services.invoice_update_validate(invoice=self.instance, **changed)
+            except InvoiceValidationError as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return cleaned
 
     def clean_account(self):
         account = self.cleaned_data.get("account")

@@ -13,7 +13,7 @@ import re
 
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -36,7 +36,7 @@ from invoices.admin.forms import InvoiceForm
 from invoices.admin.inlines import InvoiceEventInline, LineItemInline, PaymentTransactionInline
 from invoices.exceptions import InvoiceError
 from invoices.models import Invoice, LineItem
-from invoices.pdf import format_amount, invoice_pdf_content, invoice_pdf_filename
+from invoices.pdf import format_amount, invoice_pdf_response
 
 State = Invoice.State
 
@@ -176,8 +176,8 @@ class InvoiceAdmin(admin.ModelAdmin):
         if invoice.pk is None:
             return "—"
         url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk])
-        if invoice.is_issued and invoice.state != State.CANCELLED:
-            note = "stored" if invoice.pdf else "rendered on first download"
+        if invoice.serves_stored_pdf:
+            note = "stored" if invoice.pdf else "rendering after issue; shown live until stored"
         else:
             note = "rendered now, watermarked"
         return format_html('<a href="{}">Download PDF</a> ({})', url, note)
@@ -348,21 +348,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             raise Http404("No such invoice.")
         if not self.has_view_or_change_permission(request, invoice):
             raise Http404("No such invoice.")
-        filename = invoice_pdf_filename(invoice)
-        if invoice.is_issued and invoice.state != State.CANCELLED and invoice.pdf:
-            try:
-                handle = invoice.pdf.open("rb")
-            except FileNotFoundError:
-                handle = None
-            if handle is not None:
-                # Served from storage as it was rendered at issue, streamed, never re-rendered.
-                return FileResponse(
-                    handle, content_type="application/pdf", filename=filename, as_attachment=False
-                )
-        content = invoice_pdf_content(invoice)
-        response = FileResponse(iter([content]), content_type="application/pdf", filename=filename)
-        response["Content-Length"] = str(len(content))
-        return response
+        return invoice_pdf_response(invoice)
 
     # -- the changelist with the selection's totals
 

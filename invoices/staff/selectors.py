@@ -109,7 +109,7 @@ def outstanding_by_currency(today: dt.date) -> list[Outstanding]:
     """Issued and unpaid, and the overdue part of it (due date passed)."""
     overdue = Q(due_on__lt=today)
     rows = (
-        Invoice.objects.filter(state__in=Invoice.CHARGEABLE_STATES)
+        Invoice.objects.filter(state__in=Invoice.OUTSTANDING_STATES)
         .values("currency")
         .annotate(
             invoices=Count("id"),

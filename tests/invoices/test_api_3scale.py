@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.services import account_soft_delete, account_update, api_key_revoke
 from invoices import services
-from invoices.models import Invoice, PaymentTransaction
+from invoices.models import Invoice, InvoiceCounter, PaymentTransaction
 from tests.factories import AccountFactory, make_api_key, make_invoice
 from tests.support.threescale import (
     XML_DECLARATION,
@@ -658,6 +658,8 @@ class TestCreate:
 class TestUpdate:
     def test_period_and_friendly_id(self, client, key, frozen):
         invoice = make_invoice()
+        # a number is accepted only in the invoice's series, and one the series has reached
+        InvoiceCounter.objects.create(series="2025-12", last_number=50)
         response = send_json(
             client,
             "put",
@@ -671,15 +673,16 @@ class TestUpdate:
         assert data["friendly_id"] == "2025-12-00000042"
 
     def test_hand_set_number_is_kept_on_issue(self, client, key):
-        invoice = make_invoice()
+        invoice = make_invoice(period=dt.date(2026, 1, 1))
+        InvoiceCounter.objects.create(series="2026-01", last_number=9)
         send_form(
             client, "patch", f"/api/invoices/{invoice.pk}.json", key,
-            {"invoice[friendly_id]": "2026-00000007"},
+            {"invoice[friendly_id]": "2026-01-00000007"},
         )  # fmt: skip
         response = send_json(
             client, "put", f"/api/invoices/{invoice.pk}/state.json", key, {"state": "pending"}
         )
-        assert response.json()["invoice"]["friendly_id"] == "2026-00000007"
+        assert response.json()["invoice"]["friendly_id"] == "2026-01-00000007"
 
     def test_whole_document_sent_back_is_ignored_except_allowed_keys(self, client, key, frozen):
         invoice = make_invoice()

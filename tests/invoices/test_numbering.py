@@ -10,7 +10,7 @@ from django.db import connection, connections
 
 from invoices import services
 from invoices.exceptions import InvoiceValidationError
-from invoices.models import Invoice
+from invoices.models import Invoice, InvoiceCounter
 from tests.factories import AccountFactory, make_invoice
 
 NOV = dt.date(2026, 11, 1)
@@ -55,15 +55,78 @@ def test_yearly_numbering(settings):
     assert (a.friendly_id, b.friendly_id) == ("2026-00000001", "2026-00000002")
 
 
+def _gap(series: str, last_number: int) -> None:
+    """A series that has given out numbers up to `last_number` with holes (numbers from
+    before this system, say): the only numbers a hand can set."""
+    InvoiceCounter.objects.create(series=series, last_number=last_number)
+
+
 @pytest.mark.django_db
-def test_hand_set_number_is_kept_and_later_numbers_continue_after_it():
+def test_hand_set_number_fills_a_gap_and_the_series_goes_on_unmoved():
+    _gap("2026-11", 50)
     invoice = services.invoice_update(
         invoice=make_invoice(period=NOV), friendly_id="2026-11-00000042", actor="t"
     )
     invoice = services.invoice_issue(invoice=invoice, actor="t")
     assert invoice.friendly_id == "2026-11-00000042"
     nxt = services.invoice_issue(invoice=make_invoice(period=NOV), actor="t")
-    assert nxt.friendly_id == "2026-11-00000043"
+    assert nxt.friendly_id == "2026-11-00000051"
+
+
+@pytest.mark.django_db
+def test_a_number_the_series_has_not_reached_is_refused_and_moves_nothing():
+    # given a series at 3
+    for _ in range(3):
+        services.invoice_issue(invoice=make_invoice(period=NOV), actor="t")
+    invoice = make_invoice(period=NOV)
+    # when a hand sets a number ahead of it (it would split the series)
+    with pytest.raises(InvoiceValidationError, match="has not reached") as err:
+        services.invoice_update(invoice=invoice, friendly_id="2026-11-99999999", actor="t")
+    # then nothing moved: the next automatic number is 4, and no other counter appeared
+    assert err.value.field == "friendly_id"
+    assert services.invoice_issue(invoice=invoice, actor="t").friendly_id == "2026-11-00000004"
+    assert list(InvoiceCounter.objects.values_list("series", "last_number")) == [("2026-11", 4)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "number",
+    [
+        "2026-13-00000001",  # month 13
+        "2026-00-00000001",  # month 00
+        "2026-10-00000001",  # another month's series
+        "2026-00000001",  # the yearly series, numbering is monthly
+        "٢٠٢٦-11-00000001",  # Arabic-Indic digits
+        "2026-11-０００００００1",  # full-width digits
+        "2026-11-00000000",  # number 0
+    ],
+)
+def test_a_number_outside_the_invoices_series_is_refused_without_a_counter_row(number):
+    _gap("2026-11", 5)
+    with pytest.raises(InvoiceValidationError) as err:
+        services.invoice_update(invoice=make_invoice(period=NOV), friendly_id=number, actor="t")
+    assert err.value.field == "friendly_id"
+    assert list(InvoiceCounter.objects.values_list("series", flat=True)) == ["2026-11"]
+
+
+@pytest.mark.django_db
+def test_a_numbered_invoice_is_not_renumbered():
+    _gap("2026-11", 10)
+    finalized = services.invoice_finalize(invoice=make_invoice(period=NOV), actor="t")
+    with pytest.raises(InvoiceValidationError, match="cannot be changed"):
+        services.invoice_update(invoice=finalized, friendly_id="2026-11-00000003", actor="t")
+    assert Invoice.objects.get(pk=finalized.pk).friendly_id == "2026-11-00000011"
+
+
+@pytest.mark.django_db
+def test_the_period_stays_in_the_series_of_the_number():
+    finalized = services.invoice_finalize(invoice=make_invoice(period=NOV), actor="t")
+    with pytest.raises(InvoiceValidationError) as err:
+        services.invoice_update(invoice=finalized, period=dt.date(2026, 10, 1), actor="t")
+    assert err.value.field == "period"
+    # a day of the same month is the same period
+    services.invoice_update(invoice=finalized, period=dt.date(2026, 11, 20), actor="t")
+    assert Invoice.objects.get(pk=finalized.pk).period == NOV
 
 
 @pytest.mark.django_db

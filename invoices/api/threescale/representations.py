@@ -98,33 +98,26 @@ def _party(tag: str, *, id, org_name, line1, line2, city, state, country, phone,
     )
 
 
-def _provider(invoice: Invoice, seller: Seller) -> Element:
-    frozen = invoice.seller_details if invoice.is_issued else None
-    if frozen:
-        return _party(
-            "provider",
-            id=frozen.get("id"),
-            org_name=frozen.get("name"),
-            line1=frozen.get("address_line1"),
-            line2=frozen.get("address_line2"),
-            city=frozen.get("city"),
-            state=frozen.get("state"),
-            country=frozen.get("country"),
-            phone=frozen.get("phone"),
-            zip=frozen.get("zip"),
-        )
+def _party_element(tag: str, party: dict, *, name_key: str, default_id=None) -> Element:
+    """A <provider> or <buyer> from the invoice's party details (buyer_details or
+    seller_details shape, frozen or live)."""
     return _party(
-        "provider",
-        id=seller.pk,
-        org_name=seller.name,
-        line1=seller.address_line1,
-        line2=seller.address_line2,
-        city=seller.city,
-        state=seller.address_state,
-        country=seller.country,
-        phone=seller.phone,
-        zip=seller.zip,
+        tag,
+        id=party.get("id", default_id),
+        org_name=party.get(name_key),
+        line1=party.get("address_line1"),
+        line2=party.get("address_line2"),
+        city=party.get("city"),
+        state=party.get("state"),
+        country=party.get("country"),
+        phone=party.get("phone"),
+        zip=party.get("zip"),
     )
+
+
+def _provider(invoice: Invoice, seller: Seller) -> Element:
+    # Frozen at issue once issued, the live profile before.
+    return _party_element("provider", invoice.seller(seller), name_key="name")
 
 
 def _buyer(invoice: Invoice) -> Element:
@@ -134,32 +127,8 @@ def _buyer(invoice: Invoice) -> Element:
             "buyer",
             children=[Element("id", str(account.pk)), Element("status", "deleted")],
         )
-    frozen = invoice.buyer_details if invoice.is_issued else None
-    if frozen:
-        return _party(
-            "buyer",
-            id=frozen.get("id", account.pk),
-            org_name=frozen.get("org_name"),
-            line1=frozen.get("address_line1"),
-            line2=frozen.get("address_line2"),
-            city=frozen.get("city"),
-            state=frozen.get("state"),
-            country=frozen.get("country"),
-            phone=frozen.get("phone"),
-            zip=frozen.get("zip"),
-        )
-    return _party(
-        "buyer",
-        id=account.pk,
-        org_name=account.org_name,
-        line1=account.address_line1,
-        line2=account.address_line2,
-        city=account.city,
-        state=account.address_state,
-        country=account.country,
-        phone=account.phone,
-        zip=account.zip,
-    )
+    # Frozen at issue once issued, the live account before.
+    return _party_element("buyer", invoice.buyer(), name_key="org_name", default_id=account.pk)
 
 
 def invoice_xml(

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import signing
-from django.http import FileResponse, HttpResponse
-from django.http.response import HttpResponseBase
+from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 from drf_spectacular.types import OpenApiTypes
@@ -41,6 +40,7 @@ from invoices.api.threescale.filters import invoice_search, newest_first
 from invoices.api.threescale.representations import TYPES_BY_3SCALE_NAME
 from invoices.exceptions import InvoiceError, InvoiceLocked
 from invoices.models import Invoice
+from invoices.pdf import invoice_pdf_response
 from invoices.selectors import invoice_visible_for_account, invoice_visible_to
 
 DEFAULT_PER_PAGE = 20
@@ -391,22 +391,4 @@ def invoice_pdf_download(request, token: str):
     invoice = Invoice.objects.select_related("account").filter(pk=invoice_id or 0).first()
     if invoice is None:
         return HttpResponse("Not found.", status=404, content_type="text/plain")
-    filename = f"invoice-{invoice.friendly_id or f'draft-{invoice.pk}'}.pdf"
-    # A cancelled invoice's stored copy predates the cancellation (no watermark).
-    if invoice.pdf and invoice.state != Invoice.State.CANCELLED:
-        try:
-            handle = invoice.pdf.open("rb")
-        except (FileNotFoundError, OSError):
-            handle = None
-        if handle is not None:
-            response: HttpResponseBase = FileResponse(
-                handle, content_type="application/pdf", filename=filename
-            )
-            response["Cache-Control"] = "private, no-store"
-            return response
-    from invoices.pdf import invoice_pdf_content
-
-    response = HttpResponse(invoice_pdf_content(invoice), content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="{filename}"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return invoice_pdf_response(invoice)

@@ -9,17 +9,14 @@ is a 400 naming the parameter.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-
 import django_filters
 from django import forms
 from django.db.models import QuerySet
+from django_filters.widgets import QueryArrayWidget
 from drf_spectacular.utils import extend_schema_field
 
+from billing.lib.months import parse_month
 from invoices.models import Invoice
-
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
 # Public ordering name -> model ordering; ties broken by id, so pages are stable.
 ORDERINGS: dict[str, tuple[str, ...]] = {
@@ -42,10 +39,10 @@ class MonthField(forms.CharField):
         value = super().to_python(value)
         if value in self.empty_values:
             return None
-        match = _MONTH_RE.match(value)
-        if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
-            raise forms.ValidationError("must be a month as YYYY-MM")
-        return dt.date(int(match.group(1)), int(match.group(2)), 1)
+        try:
+            return parse_month(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class StrictDateFormField(forms.DateField):
@@ -53,21 +50,24 @@ class StrictDateFormField(forms.DateField):
     default_error_messages = {"invalid": "must be a date as YYYY-MM-DD"}
 
 
-class CommaMultipleChoiceField(forms.MultipleChoiceField):
-    """Accepts repeated parameters and comma-separated values alike."""
+class CommaQueryArrayWidget(QueryArrayWidget):
+    """Repeated parameters and comma-separated values alike, in the order given."""
 
-    def to_python(self, value):
-        values = super().to_python(value)
-        return [part.strip() for item in values for part in item.split(",") if part.strip()]
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
+        parts = [part.strip() for value in values if value for part in value.split(",")]
+        return list(dict.fromkeys(part for part in parts if part))
 
 
-class StateFilter(django_filters.MultipleChoiceFilter):
-    field_class = CommaMultipleChoiceField
+class StateInFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
+    """`state IN (...)`: repeated (`?state=a&state=b`) or comma-separated (`?state=a,b`)."""
 
     def __init__(self, *args, **kwargs):
-        # The state is the invoice's own column, so no row can come twice; the
-        # DISTINCT django-filter adds by default made PostgreSQL sort every
-        # matching invoice before taking a page (200 ms for a month's paid ones).
+        kwargs.setdefault("choices", Invoice.State.choices)
+        kwargs.setdefault("widget", CommaQueryArrayWidget)
+        kwargs.setdefault("lookup_expr", "in")
+        # The state is the invoice's own column, so no row can come twice; a
+        # DISTINCT would make PostgreSQL sort every match before taking a page.
         kwargs.setdefault("distinct", False)
         super().__init__(*args, **kwargs)
 
@@ -87,13 +87,17 @@ class MonthFilter(django_filters.Filter):
     field_class = MonthField
 
 
+class InvoiceOrderingFilter(django_filters.OrderingFilter):
+    """django-filter's ordering over the public names, each completed by its tie-breakers."""
+
+    def filter(self, qs: QuerySet[Invoice], value) -> QuerySet[Invoice]:
+        names = [name for name in value or () if name] or [DEFAULT_ORDERING]
+        return qs.order_by(*(field for name in names for field in ORDERINGS[name]))
+
+
 class InvoiceFilterSet(django_filters.FilterSet):
-    state = StateFilter(
-        field_name="state", choices=Invoice.State.choices, help_text="One or several states."
-    )
-    status = StateFilter(
-        field_name="state", choices=Invoice.State.choices, help_text="Alias of `state`."
-    )
+    state = StateInFilter(field_name="state", help_text="One or several states.")
+    status = StateInFilter(field_name="state", help_text="Alias of `state`.")
     month = MonthFilter(field_name="period", help_text="The billed month, YYYY-MM.")
     customer_id = IntegerFilter(
         field_name="account_id",
@@ -110,19 +114,20 @@ class InvoiceFilterSet(django_filters.FilterSet):
         lookup_expr="lte",
         help_text="Issued on or before this date (YYYY-MM-DD).",
     )
-    ordering = django_filters.ChoiceFilter(
-        choices=[(name, name) for name in ORDERINGS],
-        method="order",
-        empty_label=None,
+    ordering = InvoiceOrderingFilter(
+        fields={
+            "created_at": "created_at",
+            "issued_on": "date",
+            "due_on": "due_date",
+            "cost": "amount",
+            "id": "id",
+        },
         help_text=f"Sort order (default {DEFAULT_ORDERING}).",
     )
 
     class Meta:
         model = Invoice
         fields: list[str] = []
-
-    def order(self, queryset: QuerySet[Invoice], name: str, value: str) -> QuerySet[Invoice]:
-        return queryset.order_by(*ORDERINGS[value])
 
     def filter_queryset(self, queryset: QuerySet[Invoice]) -> QuerySet[Invoice]:
         if not self.form.cleaned_data.get("ordering"):

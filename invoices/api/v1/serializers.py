@@ -17,8 +17,6 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, cast
 
-from django.db import transaction
-from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import Account, ApiKey
@@ -40,18 +38,13 @@ from billing.lib.money import (
     quantize,
 )
 from invoices import services
-from invoices.exceptions import InvoiceValidationError
 from invoices.models import Invoice, LineItem, PaymentTransaction
 
-MAX_LINE_ITEMS = 500
-MAX_DUE_DAYS = 366
-# An invoice is issued today or back-dated, never ahead of time (a day of
-# slack for clients east of UTC, whose today is already tomorrow here).
-MAX_DAYS_AHEAD = 1
 DEFAULT_LINE_DESCRIPTION = "Amount due"
 # Names the services use for a bad value -> the /v1 field that carried it.
 _SERVICE_FIELDS = {
     "period": "date",
+    "issued_on": "date",
     "due_on": "due_date",
     "account_id": "customer_id",
     "account": "customer_id",
@@ -62,7 +55,9 @@ _SERVICE_FIELDS = {
 
 
 def v1_field(service_field: str) -> str:
-    return _SERVICE_FIELDS.get(service_field, service_field)
+    """`due_on` -> `due_date`; `line_items[2].unit_price` -> `line_items[2].price`."""
+    prefix, dot, name = service_field.rpartition(".")
+    return f"{prefix}{dot}{_SERVICE_FIELDS.get(name, name)}"
 
 
 def _trimmed(value: Decimal, places: int) -> Decimal:
@@ -182,49 +177,23 @@ def _street(line1: str, line2: str) -> str:
 
 
 def _customer(invoice: Invoice) -> dict[str, Any]:
-    # An issued invoice shows the buyer as frozen at issue; a draft the live account.
-    details = invoice.buyer_details
-    if invoice.is_issued and details:
-        return {
-            "id": details.get("id", invoice.account_id),
-            "name": details.get("org_name", ""),
-            "email": details.get("email", ""),
-            "address": {
-                "street": _street(
-                    details.get("address_line1", ""), details.get("address_line2", "")
-                ),
-                "city": details.get("city", ""),
-                "state": details.get("state", ""),
-                "zip": details.get("zip", ""),
-                "country": details.get("country", ""),
-            },
-        }
-    account = invoice.account
+    details = invoice.buyer()  # frozen at issue once issued, the live account before
     return {
-        "id": account.pk,
-        "name": account.org_name,
-        "email": account.billing_email,
+        "id": details.get("id", invoice.account_id),
+        "name": details.get("org_name", ""),
+        "email": details.get("email", ""),
         "address": {
-            "street": _street(account.address_line1, account.address_line2),
-            "city": account.city,
-            "state": account.address_state,
-            "zip": account.zip,
-            "country": account.country,
+            "street": _street(details.get("address_line1", ""), details.get("address_line2", "")),
+            "city": details.get("city", ""),
+            "state": details.get("state", ""),
+            "zip": details.get("zip", ""),
+            "country": details.get("country", ""),
         },
     }
 
 
-def _successful_purchase(invoice: Invoice) -> PaymentTransaction | None:
-    prefetched = getattr(invoice, "successful_purchases", None)
-    if prefetched is not None:
-        return prefetched[0] if prefetched else None
-    return invoice.payment_transactions.filter(
-        action=PaymentTransaction.Action.PURCHASE, success=True
-    ).first()
-
-
 def _payment(invoice: Invoice) -> dict[str, Any] | None:
-    payment = _successful_purchase(invoice)
+    payment = invoice.successful_purchase()
     if payment is None:
         return None
     card = None
@@ -247,6 +216,8 @@ def _payment(invoice: Invoice) -> dict[str, Any] | None:
 
 
 # --- input -----------------------------------------------------------------------
+# The request bodies are shaped and checked here; what may happen to an invoice
+# (issue dates, due dates, totals, states) is decided by invoices.services.
 
 
 class LineItemInputSerializer(StrictSerializer):
@@ -321,49 +292,28 @@ class _InvoiceWriteSerializer(StrictSerializer):
                     f"must equal the sum of line_items ({lines_total}) when both are given"
                 ]
 
-    def _lines_to_add(self, attrs: dict) -> list[dict]:
+    def new_lines(self) -> list[services.NewLine] | None:
+        """The lines the request asks for: `line_items`, or one line of `amount`;
+        None when it names neither (the lines stay as they are)."""
+        attrs = self.validated_data
         if attrs.get("line_items") is not None:
-            return attrs["line_items"]
-        if attrs.get("amount") is not None:
             return [
-                {
-                    "description": attrs.get("description") or DEFAULT_LINE_DESCRIPTION,
-                    "quantity": Decimal(1),
-                    "price": attrs["amount"],
-                }
-            ]
-        return []
-
-    @staticmethod
-    def _add_lines(invoice: Invoice, lines: list[dict], *, actor: str, now: dt.datetime) -> None:
-        for index, line in enumerate(lines):
-            try:
-                services.line_item_add(
-                    invoice=invoice,
+                services.NewLine(
                     name=line["description"],
                     description=line["description"],
                     quantity=line["quantity"],
                     unit_price=line["price"],
-                    actor=actor,
-                    now=now,
                 )
-            except InvoiceValidationError as exc:
-                raise serializers.ValidationError(
-                    {f"line_items[{index}].{v1_field(exc.field)}": [exc.message]}
-                ) from None
-
-
-def _too_far_ahead(day: dt.date) -> bool:
-    return (day - timezone.now().date()).days > MAX_DAYS_AHEAD
-
-
-def _issue_moment(day: dt.date) -> dt.datetime:
-    """The `now` an invoice dated `day` is issued at: this moment if `day` is
-    today, otherwise the start of that day (UTC)."""
-    now = timezone.now()
-    if day == now.date():
-        return now
-    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+                for line in attrs["line_items"]
+            ]
+        if attrs.get("amount") is not None:
+            description = attrs.get("description") or DEFAULT_LINE_DESCRIPTION
+            return [
+                services.NewLine(
+                    name=description, description=description, unit_price=attrs["amount"]
+                )
+            ]
+        return None
 
 
 class InvoiceCreateSerializer(_InvoiceWriteSerializer):
@@ -371,10 +321,13 @@ class InvoiceCreateSerializer(_InvoiceWriteSerializer):
     amount = _amount_field(required=False)
     date = StrictDateField(
         required=False,
-        help_text="Issue date; also picks the billed month. Required unless `draft`.",
+        help_text="Issue date; also picks the billed month. Required unless `draft`. "
+        "Not in the future, and not before the billed month or the invoice's creation day.",
     )
     due_date = StrictDateField(
-        required=False, help_text="Due date, on or after `date`. Required unless `draft`."
+        required=False,
+        help_text=f"Due date, on or after `date` and at most {services.MAX_DUE_DAYS} days "
+        "later. Required unless `draft`.",
     )
     currency = serializers.CharField(
         required=False, min_length=3, max_length=3, help_text="Must be the customer's currency."
@@ -384,7 +337,7 @@ class InvoiceCreateSerializer(_InvoiceWriteSerializer):
     )
     # max_length is the ListSerializer's (many=True), which the stubs do not know.
     line_items = LineItemInputSerializer(  # type: ignore[call-arg]
-        many=True, required=False, allow_empty=False, max_length=MAX_LINE_ITEMS
+        many=True, required=False, allow_empty=False, max_length=services.MAX_LINE_ITEMS
     )
     draft = StrictBooleanField(
         required=False, default=False, help_text="Create an open (editable) invoice."
@@ -403,14 +356,6 @@ class InvoiceCreateSerializer(_InvoiceWriteSerializer):
             errors["due_date"] = [
                 "not allowed for a draft; give it when issuing (POST /v1/invoices/{id}/issue)"
             ]
-        day, due = attrs.get("date"), attrs.get("due_date")
-        if day and not draft and _too_far_ahead(day):
-            errors["date"] = ["must not be in the future; create a draft and issue it on the day"]
-        if day and due:
-            if due < day:
-                errors["due_date"] = ["must not be before date"]
-            elif (due - day).days > MAX_DUE_DAYS:
-                errors["due_date"] = [f"must be at most {MAX_DUE_DAYS} days after date"]
         account = account_visible_to(self._api_key()).filter(pk=attrs["customer_id"]).first()
         if account is None:
             errors["customer_id"] = ["does not exist"]
@@ -421,31 +366,6 @@ class InvoiceCreateSerializer(_InvoiceWriteSerializer):
             raise serializers.ValidationError(errors)
         attrs["account"] = account
         return attrs
-
-    def create(self, validated_data: dict) -> Invoice:
-        actor: str = self.context["actor"]
-        now = timezone.now()
-        day = validated_data.get("date")
-        try:
-            # One transaction: a failure at any step leaves nothing behind.
-            with transaction.atomic():
-                invoice = services.invoice_create(
-                    account=validated_data["account"],
-                    period=services.month_start(day) if day else None,
-                    actor=actor,
-                    now=now,
-                )
-                self._add_lines(invoice, self._lines_to_add(validated_data), actor=actor, now=now)
-                if not validated_data.get("draft"):
-                    invoice = services.invoice_issue(
-                        invoice=invoice,
-                        actor=actor,
-                        now=_issue_moment(cast(dt.date, day)),  # validated: required to issue
-                        due_on=validated_data["due_date"],
-                    )
-        except InvoiceValidationError as exc:
-            raise serializers.ValidationError({v1_field(exc.field): [exc.message]}) from None
-        return invoice
 
 
 class InvoiceUpdateSerializer(_InvoiceWriteSerializer):
@@ -476,7 +396,7 @@ class InvoiceUpdateSerializer(_InvoiceWriteSerializer):
     description = serializers.CharField(required=False, max_length=255)
     # max_length is the ListSerializer's (many=True), which the stubs do not know.
     line_items = LineItemInputSerializer(  # type: ignore[call-arg]
-        many=True, required=False, allow_empty=True, max_length=MAX_LINE_ITEMS
+        many=True, required=False, allow_empty=True, max_length=services.MAX_LINE_ITEMS
     )
 
     def validate(self, attrs: dict) -> dict:
@@ -499,49 +419,18 @@ class InvoiceUpdateSerializer(_InvoiceWriteSerializer):
             raise serializers.ValidationError(errors)
         return attrs
 
-    def update(self, invoice: Invoice, validated_data: dict) -> Invoice:
-        actor: str = self.context["actor"]
-        now = timezone.now()
-        replace_lines = "line_items" in validated_data or "amount" in validated_data
-        try:
-            with transaction.atomic():
-                if "date" in validated_data:
-                    invoice = services.invoice_update(
-                        invoice=invoice,
-                        period=services.month_start(validated_data["date"]),
-                        actor=actor,
-                        now=now,
-                    )
-                if replace_lines:
-                    for line in list(invoice.line_items.all()):
-                        services.line_item_remove(line_item=line, actor=actor, now=now)
-                    self._add_lines(
-                        invoice, self._lines_to_add(validated_data), actor=actor, now=now
-                    )
-        except InvoiceValidationError as exc:
-            raise serializers.ValidationError({v1_field(exc.field): [exc.message]}) from None
-        return invoice
-
 
 class InvoiceIssueSerializer(StrictSerializer):
-    date = StrictDateField(required=False, help_text="Issue date (default: today).")
-    due_date = StrictDateField(
-        required=False, help_text="Due date (default: from the customer's payment terms)."
+    date = StrictDateField(
+        required=False,
+        help_text="Issue date (default: today). Not in the future, and not before the billed "
+        "month or the invoice's creation day, whichever is earlier.",
     )
-
-    def validate(self, attrs: dict) -> dict:
-        day = attrs.get("date") or timezone.now().date()
-        if _too_far_ahead(day):
-            raise serializers.ValidationError({"date": ["must not be in the future"]})
-        due = attrs.get("due_date")
-        if due is not None:
-            if due < day:
-                raise serializers.ValidationError({"due_date": ["must not be before date"]})
-            if (due - day).days > MAX_DUE_DAYS:
-                raise serializers.ValidationError(
-                    {"due_date": [f"must be at most {MAX_DUE_DAYS} days after date"]}
-                )
-        return attrs
+    due_date = StrictDateField(
+        required=False,
+        help_text="Due date (default: from the customer's payment terms), on or after the "
+        f"issue date and at most {services.MAX_DUE_DAYS} days later.",
+    )
 
 
 class InvoiceCancelSerializer(StrictSerializer):
@@ -555,8 +444,3 @@ class InvoiceMarkPaidSerializer(StrictSerializer):
         default=PaymentTransaction.Method.BANK_TRANSFER,
     )
     reference = serializers.CharField(required=False, allow_blank=True, max_length=255)
-
-
-def issue_moment(day: dt.date | None) -> dt.datetime | None:
-    """When an invoice issued with the given `date` is issued (None: now)."""
-    return _issue_moment(day) if day is not None else None

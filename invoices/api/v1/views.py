@@ -23,6 +23,7 @@ from billing.api.idempotency import IdempotencyMixin
 from billing.api.pagination import LinkHeaderPagination
 from billing.api.permissions import request_api_key
 from billing.api.v1 import V1APIMixin
+from billing.lib.months import month_start
 from invoices import selectors, services
 from invoices.api.v1.filters import InvoiceFilterSet
 from invoices.api.v1.serializers import (
@@ -32,7 +33,6 @@ from invoices.api.v1.serializers import (
     InvoiceMarkPaidSerializer,
     InvoiceSerializer,
     InvoiceUpdateSerializer,
-    issue_moment,
     v1_field,
 )
 from invoices.exceptions import (
@@ -48,24 +48,40 @@ from invoices.models import Invoice, PaymentTransaction
 
 State = Invoice.State
 
-# What each state change needs, to tell the client why it was refused and what to do.
-_REFUSALS: dict[str, str] = {
-    "issue": "only open or finalized invoices can be issued",
-    "cancel": "a paid invoice cannot be cancelled",
-    "charge": "only pending, unpaid or failed invoices can be charged; issue it first",
-    "mark_paid": "only pending, unpaid or failed invoices can be marked paid",
-    "update": "only open invoices can be changed; cancel it and create a new invoice instead",
-    "partial_update": "only open invoices can be changed; cancel it and create a new invoice instead",
-    "destroy": "only open invoices can be deleted; cancel it instead",
-}
-
-# The state an action leads to: asking again is answered "nothing to do".
+# The state an action leads to; the states it may start from are the model's
+# (the transition map, or what a draft is), spelled out in the refusal.
 _OUTCOMES: dict[str, str] = {
     "issue": State.PENDING,
     "cancel": State.CANCELLED,
     "charge": State.PAID,
     "mark_paid": State.PAID,
 }
+_DONE = {"issue": "issued", "cancel": "cancelled", "charge": "charged", "mark_paid": "marked paid"}
+_DRAFT_ONLY = {
+    "update": "only open invoices can be changed; cancel it and create a new invoice instead",
+    "partial_update": "only open invoices can be changed; cancel it and create a new invoice "
+    "instead",
+    "destroy": "only open invoices can be deleted; cancel it instead",
+}
+
+
+def _states_text(states) -> str:
+    names = [str(state) for state in State.values if state in states]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _refusal(action: str) -> str:
+    if action in _DRAFT_ONLY:
+        return _DRAFT_ONLY[action]
+    if action == "charge":
+        return (
+            f"only {_states_text(Invoice.CHARGEABLE_STATES)} invoices can be charged; "
+            "issue it first"
+        )
+    if action in _OUTCOMES:
+        sources = Invoice.TRANSITIONS[_OUTCOMES[action]]
+        return f"only {_states_text(sources)} invoices can be {_DONE[action]}"
+    return "this is not allowed in its current state"
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -277,7 +293,7 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
 
     def _refusal_message(self) -> str:
         invoice = self._current_invoice()
-        why = _REFUSALS.get(self.action, "this is not allowed in its current state")
+        why = _refusal(self.action)
         if invoice is not None and invoice.state == _OUTCOMES.get(self.action):
             why = "nothing to do"
         if invoice is None:
@@ -312,7 +328,18 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
             data=request.data, context=self.get_serializer_context()
         )
         serializer.is_valid(raise_exception=True)
-        invoice = serializer.save()
+        body = serializer.validated_data
+        day = body.get("date")
+        draft = body.get("draft", False)
+        invoice = services.invoice_create_with_lines(
+            account=body["account"],
+            period=month_start(day) if day else None,
+            lines=serializer.new_lines() or [],
+            issue=not draft,
+            issued_on=None if draft else day,
+            due_on=None if draft else body.get("due_date"),
+            actor=self.actor,
+        )
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{invoice.pk}")
         return self._respond(invoice, status.HTTP_201_CREATED, headers={"Location": location})
 
@@ -323,8 +350,6 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
 
     def update(self, request, *args, **kwargs) -> Response:
         invoice = self.get_object()
-        if invoice.state != State.OPEN:
-            raise InvoiceLocked("not open")
         serializer = InvoiceUpdateSerializer(
             invoice,
             data=request.data,
@@ -332,7 +357,14 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
             context=self.get_serializer_context(),
         )
         serializer.is_valid(raise_exception=True)
-        return self._respond(serializer.save())
+        day = serializer.validated_data.get("date")
+        invoice = services.invoice_replace_lines(
+            invoice=invoice,
+            lines=serializer.new_lines(),
+            period=month_start(day) if day else None,
+            actor=self.actor,
+        )
+        return self._respond(invoice)
 
     def partial_update(self, request, *args, **kwargs) -> Response:
         return self.update(request, *args, partial=True, **kwargs)
@@ -357,7 +389,7 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
         invoice = services.invoice_issue(
             invoice=invoice,
             actor=self.actor,
-            now=issue_moment(body.get("date")),
+            issued_on=body.get("date"),
             due_on=body.get("due_date"),
         )
         return self._respond(invoice)

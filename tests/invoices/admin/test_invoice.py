@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from invoices.models import Invoice, InvoiceEvent, LineItem, PaymentTransaction
+from invoices.models import Invoice, InvoiceCounter, InvoiceEvent, LineItem, PaymentTransaction
 from tests.factories import AccountFactory, make_invoice
 
 S = Invoice.State
@@ -213,6 +213,7 @@ class TestChangeForm:
 
     def test_edit_period_and_number_through_invoice_update(self, finance, media):
         invoice = make_invoice(period=dt.date(2026, 10, 1))
+        InvoiceCounter.objects.create(series="2026-09", last_number=800)
         data = {
             "period": "2026-09-15",
             "friendly_id": "2026-09-00000777",
@@ -228,11 +229,13 @@ class TestChangeForm:
         assert invoice.friendly_id == "2026-09-00000777"
         assert invoice.events.last().kind == InvoiceEvent.Kind.UPDATED
 
-    def test_invalid_number_is_a_field_error(self, finance, media):
+    @pytest.mark.parametrize("number", ["INV-1", "2026-13-00000001", "{series}-00000009"])
+    def test_invalid_number_is_a_field_error(self, finance, media, number):
         invoice = make_invoice()
         data = {
             "period": invoice.period.isoformat(),
-            "friendly_id": "INV-1",
+            # the last one is well formed but not reached by its series
+            "friendly_id": number.format(series=f"{invoice.period:%Y-%m}"),
             **inline_management(total=1, initial=1),
             "line_items-0-id": invoice.line_items.get().pk,
             "line_items-0-invoice": invoice.pk,
@@ -241,6 +244,8 @@ class TestChangeForm:
         response = finance.post(change_url(invoice), data)
         assert response.status_code == 200
         assert "friendly_id" in response.context["adminform"].form.errors
+        assert Invoice.objects.get(pk=invoice.pk).friendly_id is None
+        assert Invoice.objects.get(pk=invoice.pk).friendly_id is None
 
     def test_only_open_invoices_can_be_deleted(self, superuser_client, media):
         draft = make_invoice()

@@ -1,0 +1,10 @@
+"""Signals of the invoice domain: how services announce a change without
+importing whoever reacts to it (invoices.tasks connects the receivers)."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# Sent inside the issuing transaction with `invoice_id`; receivers that do slow
+# work (the PDF) must defer it with `transaction.on_commit`.
+invoice_issued = Signal()
