@@ -81,6 +81,8 @@ def usage_report_rows(qs: QuerySet[UsageRecord], *, group_by: str | None) -> Que
             "end_time",
             "duration",
             "cost",
+            "metric",
+            "quantity",
         )
     key = GROUP_BY_FIELDS[group_by]
     if key == "day":

@@ -343,8 +343,10 @@ def usage_bill_month(
     start, end = month_bounds(period)
     result = BillingRunResult(month=period, dry_run=dry_run)
 
+    # Metered records (metric + quantity) are priced by the account's plan
+    # (usage.rating), not summed here.
     unbilled = UsageRecord.objects.filter(
-        line_item__isnull=True, start_time__gte=start, start_time__lt=end
+        line_item__isnull=True, metric__isnull=True, start_time__gte=start, start_time__lt=end
     )
     if account_id is not None:
         unbilled = unbilled.filter(account_id=account_id)
@@ -416,6 +418,7 @@ def _unbilled_counts(account_ids: Iterable[int], start, end) -> dict[int, int]:
         UsageRecord.objects.filter(
             account_id__in=list(account_ids),
             line_item__isnull=True,
+            metric__isnull=True,
             start_time__gte=start,
             start_time__lt=end,
         )
@@ -469,6 +472,7 @@ def _bill_accounts(
         UsageRecord.objects.filter(
             account_id__in=billable,
             line_item__isnull=True,
+            metric__isnull=True,
             start_time__gte=start,
             start_time__lt=end,
         )
@@ -664,7 +668,8 @@ def _link_records(invoice_ids: list[int], start: dt.datetime, end: dt.datetime) 
             f"FROM {invoice} AS i JOIN {line} AS l ON l.invoice_id = i.id "
             f"WHERE i.id IN ({placeholders}) AND u.account_id = i.account_id "
             "AND l.source = %s || u.service || ':' || u.region "
-            "AND u.line_item_id IS NULL AND u.start_time >= %s AND u.start_time < %s",
+            "AND u.line_item_id IS NULL AND u.metric IS NULL "
+            "AND u.start_time >= %s AND u.start_time < %s",
             [
                 *invoice_ids,
                 USAGE_SOURCE_PREFIX,
