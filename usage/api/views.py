@@ -236,7 +236,7 @@ def _row(row: dict, group_by: str | None) -> dict:
                 "account_id": row["account_id"],
                 "resource_id": row["resource_id"],
                 "metric": row["metric"],
-                "quantity": row["quantity"].normalize(),
+                "quantity": row["quantity"],
                 "start_time": row["start_time"],
                 "cost": None,
             }
