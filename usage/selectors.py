@@ -6,10 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Max, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from usage.models import UsageRecord
+from accounts.models import Account, ApiKey
+from billing.lib import months
+from usage import rating
+from usage.models import Charge, Metric, Plan, Subscription, UsageRecord
 
 GROUP_BY_FIELDS: dict[str, str] = {
     "service": "service",
@@ -93,3 +96,155 @@ def usage_report_rows(qs: QuerySet[UsageRecord], *, group_by: str | None) -> Que
         .annotate(records=Count("id"), seconds=Sum("duration"), amount=Sum("cost"))
         .order_by(key)
     )
+
+
+# --- pricing -----------------------------------------------------------------------
+
+
+def metric_list() -> QuerySet[Metric]:
+    return Metric.objects.all()
+
+
+def plan_list() -> QuerySet[Plan]:
+    return Plan.objects.prefetch_related(
+        Prefetch("charges", queryset=Charge.objects.select_related("metric").order_by("id"))
+    )
+
+
+def subscription_list(api_key: ApiKey | None = None) -> QuerySet[Subscription]:
+    """Subscriptions the key may see: all, or those of the account it is limited to."""
+    qs = Subscription.objects.select_related("plan", "account").order_by("-start_date", "-id")
+    if api_key is not None and api_key.account_id is not None:
+        qs = qs.filter(account_id=api_key.account_id)
+    return qs
+
+
+def subscription_terms(subscription: Subscription) -> rating.SubscriptionTerms:
+    """The pure view of a subscription and its plan that rating works on."""
+    plan = subscription.plan
+    charges = tuple(
+        rating.ChargeTerms(
+            metric_code=charge.metric.code,
+            metric_name=charge.metric.name,
+            unit=charge.metric.unit,
+            aggregation=charge.metric.aggregation,
+            model=rating.pricing_model(
+                charge.model,
+                unit_amount=charge.unit_amount,
+                free_units=charge.free_units,
+                package_size=charge.package_size,
+                tiers=charge.tiers,
+            ),
+        )
+        for charge in sorted(plan.charges.all(), key=lambda charge: charge.pk)
+    )
+    return rating.SubscriptionTerms(
+        id=subscription.pk,
+        plan_code=plan.code,
+        plan_name=plan.name,
+        currency=plan.currency,
+        amount=plan.amount,
+        setup_fee=plan.setup_fee,
+        start_date=subscription.start_date,
+        end_date=subscription.end_date,
+        trial_end_date=subscription.trial_end_date,
+        charges=charges,
+    )
+
+
+def metric_usage(
+    account_id: int, metrics: dict[str, str], first: dt.date, last: dt.date
+) -> dict[str, Decimal]:
+    """Each metric's aggregated quantity over the account's records of days first..last (UTC).
+
+    `metrics` maps each metric code to its aggregation. One query for all of them.
+    """
+    if not metrics:
+        return {}
+    start = dt.datetime.combine(first, dt.time.min, tzinfo=dt.UTC)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    rows = (
+        UsageRecord.objects.filter(
+            account_id=account_id,
+            metric__in=list(metrics),
+            start_time__gte=start,
+            start_time__lt=end,
+        )
+        .order_by()
+        .values("metric")
+        .annotate(
+            total=Sum("quantity"),
+            peak=Max("quantity"),
+            records=Count("id"),
+            resources=Count("resource_id", distinct=True),
+        )
+    )
+    column = {"sum": "total", "max": "peak", "count": "records", "unique_count": "resources"}
+    usage: dict[str, Decimal] = {}
+    for row in rows:
+        value = row[column[metrics[row["metric"]]]]
+        usage[row["metric"]] = Decimal(value or 0)
+    return usage
+
+
+def rate_account_month(account: Account | int, month: dt.date) -> list[rating.LineSpec]:
+    """The plan lines an account owes for `month`: fees, setup fees and rated usage.
+
+    Every subscription active on a day of the month contributes, in start
+    order; its charges are rated on the records of its own active days. Seed
+    000's pre-rated records are not included (the billing run bills them as
+    before). Reads only; the same answer for the same data.
+    """
+    account_id = account if isinstance(account, int) else account.pk
+    month = months.month_start(month)
+    subscriptions = (
+        Subscription.objects.filter(account_id=account_id)
+        .overlapping(month, months.month_end(month))
+        .select_related("plan")
+        .prefetch_related(
+            Prefetch("plan__charges", queryset=Charge.objects.select_related("metric"))
+        )
+        .order_by("start_date", "id")
+    )
+    lines: list[rating.LineSpec] = []
+    for subscription in subscriptions:
+        terms = subscription_terms(subscription)
+        days = rating.active_days(terms.start_date, terms.end_date, month)
+        if days is None:
+            continue
+        metrics = {charge.metric_code: charge.aggregation for charge in terms.charges}
+        usage = metric_usage(account_id, metrics, *days)
+        lines.extend(rating.rate_subscription_month(terms, month, usage))
+    return lines
+
+
+def prerated_usage_lines(account_id: int, month: dt.date) -> list[rating.LineSpec]:
+    """Seed 000's pre-rated records of the month as the billing run bills them:
+    one line per service and region, its unit price the sum of their costs."""
+    start, end = months.month_bounds(months.month_start(month))
+    rows = (
+        UsageRecord.objects.filter(
+            account_id=account_id,
+            metric__isnull=True,
+            start_time__gte=start,
+            start_time__lt=end,
+        )
+        .order_by()
+        .values("service", "region")
+        .annotate(total=Sum("cost"), records=Count("id"))
+        .order_by("service", "region")
+    )
+    return [
+        rating.LineSpec(
+            name=f"{row['service']} usage, {row['region']}"[:255],
+            quantity=Decimal(1),
+            unit_price=row["total"].quantize(Decimal(1).scaleb(-rating.PRICE_PLACES)),
+            type=rating.TYPE_USAGE,
+            source=f"usage:{row['service']}:{row['region']}",
+            description=(
+                f"{row['service']} in {row['region']}, {month:%B %Y}: "
+                f"{row['records']} usage records"
+            ),
+        )
+        for row in rows
+    ]
