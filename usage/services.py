@@ -38,7 +38,7 @@ from usage.exceptions import (
     UsageBatchTooLarge,
     UsageRecordsInvalid,
 )
-from usage.models import UsageRecord
+from usage.models import Metric, UsageRecord
 from usage.validation import COLUMNS, MAX_BATCH_RECORDS, CleanRecord, clean_record
 
 BILLING_ACTOR = "system:billing_run"
@@ -107,6 +107,20 @@ def usage_validate(
                         "message": f"account {record.account_id} does not exist",
                     }
                 )
+        metric_codes = {r.metric for _, r in clean if r.metric is not None}
+        if metric_codes:
+            known_metrics = set(
+                Metric.objects.filter(code__in=metric_codes).values_list("code", flat=True)
+            )
+            for index, record in clean:
+                if record.metric is not None and record.metric not in known_metrics:
+                    errors.append(
+                        {
+                            "index": index,
+                            "field": "metric",
+                            "message": f"no metric {record.metric!r} (see GET /v1/metrics)",
+                        }
+                    )
         months = {(r.account_id, r.start_time.date().replace(day=1)) for _, r in clean}
         closed = _closed_months(months)
         for index, record in clean:
@@ -189,7 +203,7 @@ _STAGING_DDL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS usage_staging ("
     "account_id bigint, client_id text, resource_id text, resource_name text, "
     "service text, region text, start_time timestamptz, end_time timestamptz, "
-    "duration bigint, cost numeric) ON COMMIT DELETE ROWS"
+    "duration bigint, cost numeric, metric text, quantity numeric) ON COMMIT DELETE ROWS"
 )
 
 
@@ -230,9 +244,14 @@ def _copy_text(rows: list[CleanRecord]) -> str:
     return "".join(
         f"{r.account_id}\t{text(r.client_id)}\t{text(r.resource_id)}\t{text(r.resource_name)}\t"
         f"{text(r.service)}\t{text(r.region)}\t{r.start_time.isoformat()}\t"
-        f"{r.end_time.isoformat()}\t{r.duration}\t{r.cost}\n"
+        f"{r.end_time.isoformat()}\t{r.duration}\t{_null(r.cost)}\t"
+        f"{_null(r.metric and text(r.metric))}\t{_null(r.quantity)}\n"
         for r in rows
     )
+
+
+def _null(value: object) -> str:
+    return "\\N" if value is None else str(value)
 
 
 def _insert_generic(rows: list[CleanRecord]) -> int:
@@ -249,6 +268,8 @@ def _insert_generic(rows: list[CleanRecord]) -> int:
             end_time=r.end_time,
             duration=r.duration,
             cost=r.cost,
+            metric=r.metric,
+            quantity=r.quantity,
         )
         for r in rows
     ]
