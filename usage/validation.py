@@ -186,7 +186,7 @@ def _clean_metered(
             )
         except ValueError as exc:
             fail(field, str(exc))
-    if raw.get("cost") is not None:
+    if raw.get("cost") not in (None, ""):
         fail("cost", "a metered record (metric and quantity) has no cost: its plan prices it")
 
     account_id = raw.get("account_id")
@@ -343,7 +343,10 @@ def clean_record(
     import's --account) stands for: records may omit `account_id`, and may not
     name another account.
     """
-    if type(raw) is dict and (raw.get("metric") is not None or raw.get("quantity") is not None):
+    # A CSV row has every column, so an empty one counts as absent.
+    if type(raw) is dict and (
+        raw.get("metric") not in (None, "") or raw.get("quantity") not in (None, "")
+    ):
         return _clean_metered(raw, index, errors, implied_account_id)
     if type(raw) is dict:
         fast = _clean_common(raw, implied_account_id)

@@ -392,3 +392,19 @@ def test_upcoming_invoice_of_the_issue_example(owner, other):
     bad = client.get(f"/v1/customers/{owner.account.pk}/upcoming_invoice?month=2026-13")
     assert bad.status_code == 400
     assert "month" in bad.json()["error"]["details"]
+
+
+def test_a_csv_import_mixes_metered_and_pre_rated_rows(owner, tmp_path):
+    from django.core.management import call_command
+
+    api_calls()
+    path = tmp_path / "usage.csv"
+    path.write_text(
+        "id,account_id,metric,quantity,resource_id,service,region,start_time,end_time,cost\n"
+        f"m1,{owner.account.pk},api_calls,250,,,,2026-11-12T10:00:00Z,,\n"
+        f"c1,{owner.account.pk},,,i-1,EC2,us-west-1,2026-11-12T10:00:00Z,"
+        "2026-11-12T11:00:00Z,0.50\n"
+    )
+    call_command("import_usage", str(path))
+    assert UsageRecord.objects.get(client_id="m1").quantity == D(250)
+    assert UsageRecord.objects.get(client_id="c1").cost == D("0.50")
