@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -248,3 +249,45 @@ def prerated_usage_lines(account_id: int, month: dt.date) -> list[rating.LineSpe
         )
         for row in rows
     ]
+
+
+def change_plan_preview(
+    subscription: Subscription, plan: Plan, date: dt.date
+) -> tuple[list[rating.LineSpec], list[rating.LineSpec]]:
+    """The plan lines of `date`'s month as they stand, and as they would be after moving
+    `subscription` to `plan` from `date` (usage so far). Saves nothing."""
+    month = months.month_start(date)
+    before = rate_account_month(subscription.account_id, month)
+    others = [
+        line
+        for line in before
+        if not line.source.startswith(
+            (f"plan:{subscription.pk}:", f"setup:{subscription.pk}", f"charge:{subscription.pk}:")
+        )
+    ]
+    old = subscription_terms(subscription)
+    trial_end = old.trial_end_date if old.trial_end_date and old.trial_end_date >= date else None
+    last_day = date - dt.timedelta(days=1)
+    ended = dataclasses.replace(
+        old,
+        end_date=last_day,
+        trial_end_date=min(old.trial_end_date, last_day) if old.trial_end_date else None,
+    )
+    proposed = Subscription(
+        pk=0,
+        account_id=subscription.account_id,
+        plan=plan,
+        start_date=date,
+        end_date=subscription.end_date,
+        trial_end_date=trial_end,
+    )
+    new = subscription_terms(proposed)
+    after = list(others)
+    for terms in (ended, new):
+        days = rating.active_days(terms.start_date, terms.end_date, month)
+        if days is None:
+            continue
+        metrics = {charge.metric_code: charge.aggregation for charge in terms.charges}
+        usage = metric_usage(subscription.account_id, metrics, *days)
+        after.extend(rating.rate_subscription_month(terms, month, usage))
+    return before, after

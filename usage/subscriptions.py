@@ -80,7 +80,7 @@ def metric_create(*, code: str, name: str, unit: str = "", aggregation: str = "s
 # --- plans ---------------------------------------------------------------------------
 
 
-def _charge_fields(raw: dict[str, Any], index: int, metrics: dict[str, Metric]) -> dict:
+def charge_fields(raw: dict[str, Any], index: int, metrics: dict[str, Metric]) -> dict:
     """One charge's model fields, checked; errors name `charges[index].<field>`."""
     path = f"charges[{index}]"
     code = raw.get("metric")
@@ -169,7 +169,7 @@ def _plan_fields(
     seen: set[str] = set()
     checked = []
     for index, raw in enumerate(charges):
-        fields = _charge_fields(raw, index, metrics)
+        fields = charge_fields(raw, index, metrics)
         if fields["metric"].code in seen:
             raise PricingValidationError(
                 "a plan has one charge per metric; this metric is charged twice",
