@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -162,30 +163,10 @@ def metric_usage(
     """
     if not metrics:
         return {}
-    start = dt.datetime.combine(first, dt.time.min, tzinfo=dt.UTC)
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
-    rows = (
-        UsageRecord.objects.filter(
-            account_id=account_id,
-            metric__in=list(metrics),
-            start_time__gte=start,
-            start_time__lt=end,
-        )
-        .order_by()
-        .values("metric")
-        .annotate(
-            total=Sum("quantity"),
-            peak=Max("quantity"),
-            records=Count("id"),
-            resources=Count("resource_id", distinct=True),
-        )
-    )
-    column = {"sum": "total", "max": "peak", "count": "records", "unique_count": "resources"}
-    usage: dict[str, Decimal] = {}
-    for row in rows:
-        value = row[column[metrics[row["metric"]]]]
-        usage[row["metric"]] = Decimal(value or 0)
-    return usage
+    return {
+        row["metric"]: Decimal(row[_AGGREGATE_COLUMN[metrics[row["metric"]]]] or 0)
+        for row in _metric_aggregates([account_id], list(metrics), first, last)
+    }
 
 
 def rate_account_month(account: Account | int, month: dt.date) -> list[rating.LineSpec]:
@@ -197,26 +178,91 @@ def rate_account_month(account: Account | int, month: dt.date) -> list[rating.Li
     before). Reads only; the same answer for the same data.
     """
     account_id = account if isinstance(account, int) else account.pk
+    return rate_accounts_month([account_id], month).get(account_id, [])
+
+
+_AGGREGATE_COLUMN = {"sum": "total", "max": "peak", "count": "records", "unique_count": "resources"}
+
+
+def rate_accounts_month(
+    account_ids: Iterable[int], month: dt.date
+) -> dict[int, list[rating.LineSpec]]:
+    """`rate_account_month` for many accounts at once, in a handful of queries.
+
+    Accounts without a subscription in the month are absent. The usage is
+    aggregated with one query per distinct range of active days (usually
+    one: the whole month), grouped by account and metric.
+    """
     month = months.month_start(month)
-    subscriptions = (
-        Subscription.objects.filter(account_id=account_id)
+    ids = sorted(set(account_ids))
+    subscriptions = list(
+        Subscription.objects.filter(account_id__in=ids)
         .overlapping(month, months.month_end(month))
         .select_related("plan")
         .prefetch_related(
             Prefetch("plan__charges", queryset=Charge.objects.select_related("metric"))
         )
-        .order_by("start_date", "id")
+        .order_by("account_id", "start_date", "id")
     )
-    lines: list[rating.LineSpec] = []
+    rated: list[tuple[Subscription, rating.SubscriptionTerms, tuple[dt.date, dt.date]]] = []
+    by_range: dict[tuple[dt.date, dt.date], tuple[set[int], dict[str, str]]] = {}
     for subscription in subscriptions:
         terms = subscription_terms(subscription)
         days = rating.active_days(terms.start_date, terms.end_date, month)
         if days is None:
             continue
-        metrics = {charge.metric_code: charge.aggregation for charge in terms.charges}
-        usage = metric_usage(account_id, metrics, *days)
-        lines.extend(rating.rate_subscription_month(terms, month, usage))
+        rated.append((subscription, terms, days))
+        accounts, metrics = by_range.setdefault(days, (set(), {}))
+        accounts.add(subscription.account_id)
+        metrics.update({charge.metric_code: charge.aggregation for charge in terms.charges})
+
+    usage: dict[tuple[int, tuple[dt.date, dt.date]], dict[str, Decimal]] = {}
+    for days, (accounts, metrics) in by_range.items():
+        if not metrics:
+            continue
+        for row in _metric_aggregates(sorted(accounts), list(metrics), *days):
+            column = _AGGREGATE_COLUMN[metrics[row["metric"]]]
+            usage.setdefault((row["account_id"], days), {})[row["metric"]] = Decimal(
+                row[column] or 0
+            )
+
+    lines: dict[int, list[rating.LineSpec]] = {}
+    for subscription, terms, days in rated:
+        # Each subscription reads only its own metrics' aggregation: two subscriptions
+        # on the same days are impossible (they never overlap).
+        own = {
+            charge.metric_code: usage.get((subscription.account_id, days), {}).get(
+                charge.metric_code, Decimal(0)
+            )
+            for charge in terms.charges
+        }
+        lines.setdefault(subscription.account_id, []).extend(
+            rating.rate_subscription_month(terms, month, own)
+        )
     return lines
+
+
+def _metric_aggregates(
+    account_ids: list[int], metrics: list[str], first: dt.date, last: dt.date
+) -> QuerySet:
+    start = dt.datetime.combine(first, dt.time.min, tzinfo=dt.UTC)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    return (
+        UsageRecord.objects.filter(
+            account_id__in=account_ids,
+            metric__in=metrics,
+            start_time__gte=start,
+            start_time__lt=end,
+        )
+        .order_by()
+        .values("account_id", "metric")
+        .annotate(
+            total=Sum("quantity"),
+            peak=Max("quantity"),
+            records=Count("id"),
+            resources=Count("resource_id", distinct=True),
+        )
+    )
 
 
 def prerated_usage_lines(account_id: int, month: dt.date) -> list[rating.LineSpec]:

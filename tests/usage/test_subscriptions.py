@@ -218,3 +218,30 @@ def test_a_metered_record_has_no_cost_and_a_priced_one_no_metric():
     assert record.cost is None
     with pytest.raises(IntegrityError), transaction.atomic():
         UsageRecord.objects.filter(pk=record.pk).update(cost=D(1))
+
+
+def test_many_accounts_are_rated_in_a_few_queries(django_assert_max_num_queries):
+    from usage.selectors import rate_accounts_month
+
+    # given ten accounts on the plan, half of them from mid-month, and one changing plan
+    plan, big = scale_plan(), scale_plan("big", name="Big", amount=D("300.00"))
+    accounts = [AccountFactory() for _ in range(10)]
+    for index, account in enumerate(accounts):
+        start = NOV if index % 2 else dt.date(2026, 11, 11)
+        subscription = subscription_create(account=account, plan=plan, start_date=start)
+        if index == 3:
+            subscription_change_plan(
+                subscription=subscription, plan=big, date=dt.date(2026, 11, 20)
+            )
+        metered(account, dt.date(2026, 11, 12), 1000 + index * 1000)
+        metered(account, dt.date(2026, 11, 25), 500)
+    unsubscribed = AccountFactory()
+    # when
+    with django_assert_max_num_queries(8):
+        rated = rate_accounts_month([a.pk for a in accounts] + [unsubscribed.pk], NOV)
+    # then each account's lines are those it gets alone
+    assert unsubscribed.pk not in rated
+    for account in accounts:
+        assert rated[account.pk] == rate_account_month(account, NOV)
+    # 19 days of Scale, 3,000 paying calls on it, 11 days of Big, 500 free calls on it
+    assert lines_total(rated[accounts[3].pk], "USD") == D("63.33") + D("30.00") + D("110.00")
