@@ -210,6 +210,15 @@ def _billable(units: Decimal, free_units: Decimal) -> Decimal:
     return max(units - free_units, ZERO)
 
 
+def _free_part(units: Decimal, free_units: Decimal) -> list[PricePart]:
+    """The free units used, as a line at 0 (so the invoice shows them, and every charge
+    with usage has a line to link its records to)."""
+    used = min(units, free_units)
+    if used <= 0:
+        return []
+    return [PricePart("free", f"{format_quantity(free_units)} free", used, ZERO)]
+
+
 @dataclass(frozen=True)
 class PerUnit:
     """`unit_amount` per unit after `free_units`."""
@@ -218,11 +227,12 @@ class PerUnit:
     free_units: Decimal = ZERO
 
     def lines(self, units: Decimal) -> list[PricePart]:
+        parts = _free_part(units, self.free_units)
         billable = _billable(units, self.free_units)
-        if billable <= 0:
-            return []
-        label = f"above {format_quantity(self.free_units)} free" if self.free_units else ""
-        return [PricePart("units", label, billable, self.unit_amount)]
+        if billable > 0:
+            label = f"above {format_quantity(self.free_units)} free" if self.free_units else ""
+            parts.append(PricePart("units", label, billable, self.unit_amount))
+        return parts
 
 
 @dataclass(frozen=True)
@@ -281,14 +291,16 @@ class Package:
     free_units: Decimal = ZERO
 
     def lines(self, units: Decimal) -> list[PricePart]:
+        parts = _free_part(units, self.free_units)
         billable = _billable(units, self.free_units)
         if billable <= 0:
-            return []
+            return parts
         blocks = (billable / Decimal(self.package_size)).to_integral_value(rounding=ROUND_CEILING)
         label = f"packages of {format_quantity(Decimal(self.package_size))}"
         if self.free_units:
             label += f" above {format_quantity(self.free_units)} free"
-        return [PricePart("packages", label, blocks, self.unit_amount)]
+        parts.append(PricePart("packages", label, blocks, self.unit_amount))
+        return parts
 
 
 PricingModel = PerUnit | Graduated | Volume | Package

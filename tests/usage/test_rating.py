@@ -292,12 +292,39 @@ def test_free_units_are_never_charged(units, free, price):
 
 
 @settings(max_examples=100, deadline=None)
-@given(tiers=tiers_st(), units=st.integers(0, 50_000).map(D))
-def test_every_part_has_a_quantity_a_line_can_hold(tiers, units):
-    for model in (Graduated(tiers), Volume(tiers)):
-        for part in model.lines(units):
+@given(
+    tiers=tiers_st(),
+    units=st.integers(0, 50_000).map(D),
+    free=st.integers(0, 20_000).map(D),
+    size=st.integers(1, 1000),
+)
+def test_usage_always_gets_a_line_and_every_line_a_quantity_a_line_can_hold(
+    tiers, units, free, size
+):
+    for model in (
+        Graduated(tiers),
+        Volume(tiers),
+        PerUnit(D("0.01"), free),
+        Package(D("5"), size, free),
+    ):
+        parts = model.lines(units)
+        # Usage always shows on the invoice (free units on a line at 0), so every
+        # record of a charge has a line to be linked to.
+        assert bool(parts) == (units > 0)
+        for part in parts:
             assert part.quantity > 0
             assert part.quantity == part.quantity.quantize(D("0.0001"))
+        assert len({part.key for part in parts}) == len(parts)
+
+
+def test_free_units_show_on_a_line_at_zero():
+    terms = _terms(amount=D(0), charges=(_api_calls(PerUnit(D("0.002"), D(10000))),))
+    lines = rate_subscription_month(terms, NOV, {"api_calls": D(12641)})
+    assert [(line.name, line.quantity, line.unit_price, line.source) for line in lines] == [
+        ("API calls, 10,000 free x 0.00", D(10000), D(0), "charge:7:api_calls:free"),
+        ("API calls, above 10,000 free x 0.002", D(2641), D("0.002"), "charge:7:api_calls:units"),
+    ]
+    assert lines_total(lines, "USD") == D("5.28")
 
 
 month_st = st.dates(min_value=dt.date(2001, 1, 1), max_value=dt.date(2099, 12, 1)).map(
