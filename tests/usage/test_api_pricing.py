@@ -408,3 +408,45 @@ def test_a_csv_import_mixes_metered_and_pre_rated_rows(owner, tmp_path):
     call_command("import_usage", str(path))
     assert UsageRecord.objects.get(client_id="m1").quantity == D(250)
     assert UsageRecord.objects.get(client_id="c1").cost == D("0.50")
+
+
+@time_machine.travel("2026-12-05T12:00:00Z", tick=False)
+def test_upcoming_invoice_of_pre_rated_usage_equals_what_the_run_bills(owner):
+    from invoices.models import Invoice
+    from tests.factories import ACTOR
+    from usage.services import usage_bill_month
+
+    # given pre-rated usage in two services and a staff line on the month's invoice
+    for n, (service, cost) in enumerate([("EC2", "0.50"), ("EC2", "0.25"), ("S3", "1.125")]):
+        UsageRecord.objects.create(
+            account=owner.account,
+            client_id=f"c{n}",
+            resource_id="i-1",
+            service=service,
+            region="us-west-1",
+            start_time=dt.datetime(2026, 11, 3, n, tzinfo=dt.UTC),
+            end_time=dt.datetime(2026, 11, 3, n + 1, tzinfo=dt.UTC),
+            duration=3600,
+            cost=D(cost),
+        )
+    client = client_for(owner.secret)
+    url = f"/v1/customers/{owner.account.pk}/upcoming_invoice?month=2026-11"
+    preview = client.get(url).json()
+    # when the run bills the month
+    usage_bill_month(month=dt.date(2026, 11, 1))
+    invoice = Invoice.objects.get(account=owner.account, period=dt.date(2026, 11, 1))
+    # then the preview had its lines and totals
+    assert preview["total"] == float(invoice.cost) == 1.88
+    assert sorted(line["subtotal"] for line in preview["line_items"]) == sorted(
+        float(line.cost) for line in invoice.line_items.all()
+    )
+    # and a preview of the open invoice keeps its id and the lines staff added
+    from invoices import services as invoice_services
+
+    invoice_services.line_item_add(
+        invoice=invoice, name="Support", quantity=D(1), unit_price=D("10.00"), actor=ACTOR
+    )
+    again = client.get(url).json()
+    assert again["id"] == invoice.pk
+    assert again["total"] == 11.88
+    assert Invoice.objects.count() == 1
