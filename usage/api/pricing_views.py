@@ -74,6 +74,7 @@ _WRITE_ERRORS = {
     415: _error("The body is not JSON."),
     422: _error("The Idempotency-Key was used for another request."),
 }
+_LIST_ERRORS = {**_READ_ERRORS, 400: _error("A bad page, per_page or filter, named in `details`.")}
 _IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -127,7 +128,7 @@ class _CatalogueViewSet(_PricingViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List metrics", responses={200: MetricSerializer(many=True), **_READ_ERRORS}),
+    list=extend_schema(summary="List metrics", responses={200: MetricSerializer(many=True), **_LIST_ERRORS}),
     retrieve=extend_schema(summary="Get a metric", responses={200: MetricSerializer, **_READ_ERRORS, **_NOT_FOUND}),
     create=extend_schema(
         summary="Create a metric",
@@ -155,7 +156,7 @@ class MetricViewSet(_CatalogueViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List plans", responses={200: PlanSerializer(many=True), **_READ_ERRORS}),
+    list=extend_schema(summary="List plans", responses={200: PlanSerializer(many=True), **_LIST_ERRORS}),
     retrieve=extend_schema(summary="Get a plan", responses={200: PlanSerializer, **_READ_ERRORS, **_NOT_FOUND}),
     create=extend_schema(
         summary="Create a plan with its charges",
@@ -214,7 +215,7 @@ _CUSTOMER_FILTER = OpenApiParameter("customer_id", int, description="Only this c
     list=extend_schema(
         summary="List subscriptions",
         parameters=[_CUSTOMER_FILTER],
-        responses={200: SubscriptionSerializer(many=True), **_READ_ERRORS, 400: _WRITE_ERRORS[400]},
+        responses={200: SubscriptionSerializer(many=True), **_LIST_ERRORS},
     ),
     retrieve=extend_schema(
         summary="Get a subscription",
