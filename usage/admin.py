@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 
 from accounts.models import Account
@@ -269,10 +270,29 @@ def _preview_rows(lines, currency: str) -> list[dict]:
     ]
 
 
+class _ShownOnlyFormSet(BaseInlineFormSet):
+    """An inline that only shows rows: nothing on it can change, so the account form
+    saves the same whether or not the browser posts this formset back."""
+
+    def is_valid(self) -> bool:
+        return True
+
+    def has_changed(self) -> bool:
+        return False
+
+    def non_form_errors(self):
+        return self.error_class()
+
+    def save(self, commit: bool = True) -> list:
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+        return []
+
+
 class SubscriptionInline(admin.TabularInline):
     """The account's subscriptions, on its page (read-only: change them from Subscriptions)."""
 
     model = Subscription
+    formset = _ShownOnlyFormSet
     fields = ("plan", "start_date", "end_date", "trial_end_date")
     readonly_fields = fields
     extra = 0

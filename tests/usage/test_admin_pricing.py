@@ -126,3 +126,18 @@ def test_change_plan_shows_the_proration_then_applies(finance):
     subscription.refresh_from_db()
     assert subscription.end_date == dt.date(2026, 11, 15)
     assert Subscription.objects.get(plan=big).start_date == dt.date(2026, 11, 16)
+
+
+def test_the_account_form_saves_with_its_subscriptions_shown(finance):
+    from tests.accounts.test_admin import account_form
+
+    account = AccountFactory()
+    subscription = subscription_create(
+        account=account, plan=scale_plan(), start_date=dt.date(2026, 11, 1)
+    )
+    url = reverse("admin:accounts_account_change", args=[account.pk])
+    response = finance.post(url, account_form(org_name="Renamed"))
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.org_name == "Renamed"
+    assert Subscription.objects.get() == subscription
