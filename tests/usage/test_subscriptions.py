@@ -245,3 +245,34 @@ def test_many_accounts_are_rated_in_a_few_queries(django_assert_max_num_queries)
         assert rated[account.pk] == rate_account_month(account, NOV)
     # 19 days of Scale, 3,000 paying calls on it, 11 days of Big, 500 free calls on it
     assert lines_total(rated[accounts[3].pk], "USD") == D("63.33") + D("30.00") + D("110.00")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_subscribes_leave_one_live_subscription():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    # given an account and a plan, committed
+    account = AccountFactory()
+    plan = scale_plan()
+    barrier = threading.Barrier(4)
+
+    def subscribe(index: int) -> str:
+        try:
+            barrier.wait(timeout=30)
+            subscription_create(account=account, plan=plan, start_date=NOV + dt.timedelta(index))
+            return "created"
+        except SubscriptionConflict:
+            return "conflict"
+        finally:
+            connection.close()
+
+    # when four requests subscribe it at once
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = sorted(pool.map(subscribe, range(4)))
+    # then the account lock lets one through and the others see it
+    assert outcomes == ["conflict", "conflict", "conflict", "created"]
+    assert Subscription.objects.filter(account=account).count() == 1
