@@ -27,6 +27,7 @@ ONE = Decimal(1)
 PRICE_PLACES = 8
 QUANTITY_PLACES = 4
 MAX_TIERS = 50
+NAME_MAX = 255  # invoices.models.LineItem.name
 
 TYPE_PLAN_FEE = "plan_fee"  # invoices.models.LineItem.Type.PLAN_FEE
 TYPE_USAGE = "usage"  # invoices.models.LineItem.Type.USAGE
@@ -438,7 +439,7 @@ def rate_subscription_month(
         total_days = months.days_in_month(month)
         lines.append(
             LineSpec(
-                name=f"{plan}, {format_days(first, last)}",
+                name=f"{plan}, {format_days(first, last)}"[:NAME_MAX],
                 quantity=ONE,
                 unit_price=prorated_fee(terms.amount, days, month, currency),
                 type=TYPE_PLAN_FEE,
@@ -452,7 +453,7 @@ def rate_subscription_month(
     if terms.setup_fee > 0 and months.month_start(terms.start_date) == months.month_start(month):
         lines.append(
             LineSpec(
-                name=f"{plan}, setup fee",
+                name=f"{plan}, setup fee"[:NAME_MAX],
                 quantity=ONE,
                 unit_price=terms.setup_fee,
                 type=TYPE_PLAN_FEE,
@@ -476,7 +477,7 @@ def rate_subscription_month(
                     detail = f"{format_quantity(part.quantity)} packages"
             lines.append(
                 LineSpec(
-                    name=name[:255],
+                    name=name[:NAME_MAX],
                     quantity=part.quantity,
                     unit_price=part.unit_price,
                     type=TYPE_USAGE,
@@ -487,6 +488,17 @@ def rate_subscription_month(
                 )
             )
     return lines
+
+
+def charge_line_sources(lines: Iterable[LineSpec]) -> dict[tuple[int, str], str]:
+    """(subscription id, metric code) -> the source of the line its records link to:
+    the charge's first line. Every charge with usage has one (free units included)."""
+    targets: dict[tuple[int, str], str] = {}
+    for line in lines:
+        if line.source.startswith("charge:"):
+            _, subscription_id, metric, _key = line.source.split(":", 3)
+            targets.setdefault((int(subscription_id), metric), line.source)
+    return targets
 
 
 def lines_total(lines: Iterable[LineSpec], currency: str) -> Decimal:

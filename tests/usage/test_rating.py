@@ -23,6 +23,7 @@ from usage.rating import (
     active_days,
     aggregate,
     charge_amount,
+    charge_line_sources,
     fee_days,
     lines_total,
     parse_tiers,
@@ -97,6 +98,7 @@ def test_graduated_plan_from_the_11th_of_a_30_day_month_is_66_67_of_fee_and_100_
     ]
     assert lines_total(usage, "USD") == D("100.00")
     assert lines_total(lines, "USD") == D("166.67")
+    assert charge_line_sources(lines) == {(7, "api_calls"): "charge:7:api_calls:tier1"}
 
 
 # --- worked examples, to the cent ------------------------------------------------------
@@ -387,3 +389,11 @@ def test_aggregations(aggregation, expected):
     records = [(D(1), "a"), (D("2.5"), "b"), (D(4), "a")]
     assert aggregate(aggregation, records) == expected
     assert aggregate(aggregation, []) == 0
+
+
+def test_long_names_fit_an_invoice_line():
+    terms = _terms(plan_name="P" * 255, setup_fee=D(1), charges=(
+        ChargeTerms("api_calls", "A" * 255, "calls", "sum", PerUnit(D(1))),
+    ))  # fmt: skip
+    for line in rate_subscription_month(terms, NOV, {"api_calls": D(3)}):
+        assert len(line.name) <= 255
