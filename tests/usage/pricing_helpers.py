@@ -25,7 +25,7 @@ def api_calls() -> Metric:
 
 
 def scale_plan(code: str = "scale", **overrides) -> Plan:
-    """The issue's plan: 100.00 a month and graduated API calls."""
+    """The reference plan: 100.00 a month and graduated API calls (0-1,000 free, then 0.01, above 10,000 0.005)."""
     api_calls()
     values = {
         "code": code,

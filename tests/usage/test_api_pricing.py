@@ -347,7 +347,7 @@ def test_hostile_metered_records_are_refused_naming_the_field(owner, record, fie
 
 
 @time_machine.travel("2026-11-20T12:00:00Z", tick=False)
-def test_upcoming_invoice_of_the_issue_example(owner, other):
+def test_upcoming_invoice_of_the_reference_example(owner, other):
     # given the scale plan from 11 Nov, 12,000 calls and one pre-rated record
     plan = scale_plan()
     subscription_create(account=owner.account, plan=plan, start_date=dt.date(2026, 11, 11))

@@ -76,7 +76,7 @@ def _api_calls(model) -> ChargeTerms:
     return ChargeTerms("api_calls", "API calls", "calls", "sum", model)
 
 
-# --- the example ---------------------------------------------------------------
+# --- the reference example ------------------------------------------------------------
 
 
 def test_graduated_plan_from_the_11th_of_a_30_day_month_is_66_67_of_fee_and_100_of_usage():

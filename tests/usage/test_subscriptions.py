@@ -34,7 +34,7 @@ def _summary(lines):
     return [(line.name, line_cost(line.quantity, line.unit_price, "USD")) for line in lines]
 
 
-def test_the_issue_example_from_the_database():
+def test_the_reference_example_from_the_database():
     # given the scale plan from 11 Nov and 12,000 calls spread over the month
     account = AccountFactory()
     subscription = subscription_create(
