@@ -34,3 +34,23 @@ class UsageBatchEmpty(UsageError):
 
 class InvalidBillingMonth(UsageError):
     """The billing run was asked for a month it cannot bill."""
+
+
+class PricingError(UsageError):
+    """A refused change to metrics, plans or subscriptions."""
+
+
+class PricingValidationError(PricingError):
+    """A bad value; `field` names it as the /v1 request does (`charges[0].tiers[1].up_to`)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PlanImmutable(PricingError):
+    """The plan has subscriptions: publish a new plan and move them to it."""
+
+
+class SubscriptionConflict(PricingError):
+    """The change would overlap another subscription, or the subscription has ended."""

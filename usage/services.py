@@ -45,7 +45,7 @@ from usage.exceptions import (
     UsageBatchTooLarge,
     UsageRecordsInvalid,
 )
-from usage.models import UsageRecord
+from usage.models import Metric, UsageRecord
 from usage.validation import COLUMNS, MAX_BATCH_RECORDS, CleanRecord, clean_record
 
 BILLING_ACTOR = "system:billing_run"
@@ -109,6 +109,20 @@ def usage_validate(
                         "message": f"account {record.account_id} does not exist",
                     }
                 )
+        metric_codes = {r.metric for _, r in clean if r.metric is not None}
+        if metric_codes:
+            known_metrics = set(
+                Metric.objects.filter(code__in=metric_codes).values_list("code", flat=True)
+            )
+            for index, record in clean:
+                if record.metric is not None and record.metric not in known_metrics:
+                    errors.append(
+                        {
+                            "index": index,
+                            "field": "metric",
+                            "message": f"no metric {record.metric!r} (see GET /v1/metrics)",
+                        }
+                    )
         months = {(r.account_id, r.start_time.date().replace(day=1)) for _, r in clean}
         closed = _closed_months(months)
         for index, record in clean:
@@ -191,7 +205,7 @@ _STAGING_DDL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS usage_staging ("
     "account_id bigint, client_id text, resource_id text, resource_name text, "
     "service text, region text, start_time timestamptz, end_time timestamptz, "
-    "duration bigint, cost numeric) ON COMMIT DELETE ROWS"
+    "duration bigint, cost numeric, metric text, quantity numeric) ON COMMIT DELETE ROWS"
 )
 
 
@@ -232,9 +246,14 @@ def _copy_text(rows: list[CleanRecord]) -> str:
     return "".join(
         f"{r.account_id}\t{text(r.client_id)}\t{text(r.resource_id)}\t{text(r.resource_name)}\t"
         f"{text(r.service)}\t{text(r.region)}\t{r.start_time.isoformat()}\t"
-        f"{r.end_time.isoformat()}\t{r.duration}\t{r.cost}\n"
+        f"{r.end_time.isoformat()}\t{r.duration}\t{_null(r.cost)}\t"
+        f"{_null(r.metric and text(r.metric))}\t{_null(r.quantity)}\n"
         for r in rows
     )
+
+
+def _null(value: object) -> str:
+    return "\\N" if value is None else str(value)
 
 
 def _insert_generic(rows: list[CleanRecord]) -> int:
@@ -251,6 +270,8 @@ def _insert_generic(rows: list[CleanRecord]) -> int:
             end_time=r.end_time,
             duration=r.duration,
             cost=r.cost,
+            metric=r.metric,
+            quantity=r.quantity,
         )
         for r in rows
     ]
@@ -350,7 +371,7 @@ def usage_bill_month(
     period = validate_billing_month(month, now)
     result = BillingRunResult(month=period, dry_run=dry_run)
 
-    unbilled = UsageRecord.objects.unbilled(period)
+    unbilled = UsageRecord.objects.unbilled(period).prerated()
     if account_id is not None:
         unbilled = unbilled.filter(account_id=account_id)
     candidates = sorted(set(unbilled.order_by().values_list("account_id", flat=True).distinct()))
@@ -415,6 +436,7 @@ def _bill_in_parallel(
 def _unbilled_counts(account_ids: Iterable[int], period: dt.date) -> dict[int, int]:
     rows = (
         UsageRecord.objects.unbilled(period)
+        .prerated()
         .filter(account_id__in=list(account_ids))
         .order_by()
         .values("account_id")
@@ -484,7 +506,9 @@ def _bill_accounts(
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    unbilled = _usage_totals(UsageRecord.objects.unbilled(period).filter(account_id__in=locked))
+    unbilled = _usage_totals(
+        UsageRecord.objects.unbilled(period).prerated().filter(account_id__in=locked)
+    )
     if not unbilled:
         return
     accounts = sorted({account for account, _, _ in unbilled})
@@ -585,8 +609,10 @@ def _link_records(period: dt.date, links: dict[int, tuple[int, str, str]]) -> in
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
-            qs = UsageRecord.objects.unbilled(period).filter(
-                account_id__in=sorted({account for _, (account, _, _) in part})
+            qs = (
+                UsageRecord.objects.unbilled(period)
+                .prerated()
+                .filter(account_id__in=sorted({account for _, (account, _, _) in part}))
             )
             where, where_params = _where(qs)
             values = ", ".join(["(%s, %s, %s, %s)"] * len(part))

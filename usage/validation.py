@@ -23,6 +23,9 @@ COST_PLACES = Decimal("0.000001")  # UsageRecord.cost has six decimal places
 COST_MAX = Decimal("999999999999.999999")  # and 18 digits
 DURATION_MAX = 2**63 - 1
 ID_MAX = 2**63 - 1  # bigint
+METRIC_MAX = 64
+QUANTITY_PLACES = Decimal("0.0001")  # UsageRecord.quantity has four decimal places
+QUANTITY_MAX = Decimal("99999999999999.9999")  # and 18 digits
 # A JSON number parsed as a binary float keeps the digits the client wrote only
 # up to 15 significant digits; beyond that the value must come as a string.
 FLOAT_SAFE_DIGITS = 15
@@ -54,7 +57,10 @@ class CleanRecord(NamedTuple):
     start_time: dt.datetime
     end_time: dt.datetime
     duration: int
-    cost: Decimal
+    cost: Decimal | None
+    # A metered record carries a metric code and a quantity instead of a cost.
+    metric: str | None = None
+    quantity: Decimal | None = None
 
 
 COLUMNS: tuple[str, ...] = CleanRecord._fields
@@ -152,6 +158,129 @@ def parse_cost(value: object) -> Decimal:
     return cost
 
 
+def parse_quantity(value: object) -> Decimal:
+    """A metered quantity: a number or numeric string, >= 0, at most four decimal places."""
+    if value is None or value == "":
+        raise ValueError("is required with metric")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValueError("must be a number")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        quantity = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise ValueError("must be a number") from None
+    if not quantity.is_finite():
+        raise ValueError("must be a finite number")
+    if quantity < 0:
+        raise ValueError("must not be negative")
+    if quantity > QUANTITY_MAX:
+        raise ValueError(f"must be at most {QUANTITY_MAX}")
+    if quantity != quantity.quantize(QUANTITY_PLACES):
+        raise ValueError("must have at most 4 decimal places")
+    return quantity
+
+
+def _clean_metered(
+    raw: dict, index: int, errors: list[dict], implied_account_id: int | None
+) -> CleanRecord | None:
+    """A metered record: `id`, `account_id`, `metric`, `quantity`, `start_time`; optional
+    `resource_id` (counted by unique_count metrics), `resource_name`, `service`,
+    `region`, `end_time` (default: start_time) and `duration`. No `cost`: the plan prices it.
+    """
+    bad = False
+
+    def fail(field: str, message: str) -> None:
+        nonlocal bad
+        bad = True
+        errors.append({"index": index, "field": field, "message": message})
+
+    values: dict[str, object] = {}
+    for field, max_length, required, allow_int in (
+        ("id", CLIENT_ID_MAX, True, True),
+        ("metric", METRIC_MAX, True, False),
+        ("resource_id", RESOURCE_ID_MAX, False, True),
+        ("resource_name", RESOURCE_NAME_MAX, False, False),
+        ("service", SERVICE_MAX, False, False),
+        ("region", REGION_MAX, False, False),
+    ):
+        try:
+            values[field] = _text(
+                raw.get(field), max_length=max_length, required=required, allow_int=allow_int
+            )
+        except ValueError as exc:
+            fail(field, str(exc))
+    if raw.get("cost") not in (None, ""):
+        fail("cost", "a metered record (metric and quantity) has no cost: its plan prices it")
+
+    account_id = raw.get("account_id")
+    if account_id is None or account_id == "":
+        if implied_account_id is None:
+            fail("account_id", "is required with an API key that is not limited to one account")
+        else:
+            account_id = implied_account_id
+    else:
+        try:
+            account_id = _positive_int(account_id, what="an account id (integer)")
+            if not 0 < account_id <= ID_MAX:
+                raise ValueError("must be a positive account id")
+        except ValueError as exc:
+            fail("account_id", str(exc))
+        else:
+            if implied_account_id is not None and account_id != implied_account_id:
+                fail("account_id", "is another account than the one this API key is limited to")
+
+    start = end = None
+    try:
+        start = _timestamp(raw.get("start_time"))
+    except ValueError as exc:
+        fail("start_time", str(exc))
+    if raw.get("end_time") in (None, ""):
+        end = start
+    else:
+        try:
+            end = _timestamp(raw.get("end_time"))
+        except ValueError as exc:
+            fail("end_time", str(exc))
+        if start is not None and end is not None and end < start:
+            fail("end_time", "must not be before start_time")
+            end = None
+    duration = 0
+    if start is not None and end is not None:
+        delta = end - start
+        duration = delta.days * 86400 + delta.seconds
+    if raw.get("duration") not in (None, ""):
+        try:
+            duration = _positive_int(raw.get("duration"), what="a whole number of seconds")
+            if duration > DURATION_MAX:
+                raise ValueError("is too large")
+        except ValueError as exc:
+            fail("duration", str(exc))
+
+    quantity = None
+    try:
+        quantity = parse_quantity(raw.get("quantity"))
+    except ValueError as exc:
+        fail("quantity", str(exc))
+
+    if bad:
+        return None
+    return CleanRecord(
+        account_id,  # type: ignore[arg-type]
+        values["id"],  # type: ignore[arg-type]
+        values["resource_id"],  # type: ignore[arg-type]
+        values["resource_name"],  # type: ignore[arg-type]
+        values["service"],  # type: ignore[arg-type]
+        values["region"],  # type: ignore[arg-type]
+        start,  # type: ignore[arg-type]
+        end,  # type: ignore[arg-type]
+        duration,
+        None,
+        values["metric"],  # type: ignore[arg-type]
+        quantity,
+    )
+
+
 def _clean_common(raw: dict, implied_account_id: int | None) -> CleanRecord | None:
     """The fast path for the usual, well-formed record, or None to take the
     checked path. It accepts a strict subset of what the checked path accepts,
@@ -242,6 +371,11 @@ def clean_record(
     import's --account) stands for: records may omit `account_id`, and may not
     name another account.
     """
+    # A CSV row has every column, so an empty one counts as absent.
+    if type(raw) is dict and (
+        raw.get("metric") not in (None, "") or raw.get("quantity") not in (None, "")
+    ):
+        return _clean_metered(raw, index, errors, implied_account_id)
     if type(raw) is dict:
         fast = _clean_common(raw, implied_account_id)
         if fast is not None:

@@ -180,7 +180,10 @@ def top_accounts_by_revenue(
 def usage_by_service(now: dt.datetime) -> list[ServiceUsage]:
     """Usage cost per service over the last thirty days, in each account's currency."""
     rows = (
-        UsageRecord.objects.filter(start_time__gte=now - dt.timedelta(days=RECENT_DAYS))
+        # Pre-rated records only: metered ones have no cost until their plan rates them.
+        UsageRecord.objects.filter(
+            start_time__gte=now - dt.timedelta(days=RECENT_DAYS), metric__isnull=True
+        )
         .values("service", "account__currency")
         .annotate(cost=Sum("cost"), records=Count("id"), seconds=Sum("duration"))
         .order_by("-cost", "service")

@@ -232,6 +232,17 @@ def money_number(amount: Decimal) -> Decimal:
 
 def _row(row: dict, group_by: str | None) -> dict:
     if group_by is None:
+        if row["metric"] is not None:
+            # A metered record: priced by the plan at billing, so it has no cost of its own.
+            return {
+                "id": row["client_id"],
+                "account_id": row["account_id"],
+                "resource_id": row["resource_id"],
+                "metric": row["metric"],
+                "quantity": row["quantity"],
+                "start_time": row["start_time"],
+                "cost": None,
+            }
         return {
             "id": row["client_id"],
             "account_id": row["account_id"],
@@ -252,7 +263,7 @@ def _row(row: dict, group_by: str | None) -> dict:
         key: value,
         "records": row["records"],
         "duration": row["seconds"] or 0,
-        "cost": money_number(row["amount"]),
+        "cost": money_number(row["amount"] or Decimal(0)),
     }
 
 

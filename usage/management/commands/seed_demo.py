@@ -25,6 +25,7 @@ from billing.lib.months import add_months
 from invoices import services as inv
 from invoices.exceptions import ChargeFailed
 from invoices.models import Invoice
+from usage import subscriptions as pricing
 from usage.models import UsageRecord
 
 ACTOR = "system:seed_demo"
@@ -128,6 +129,7 @@ class Command(BaseCommand):
                 invoice = self._invoice_for(account, period, months_ago, index, rng)
                 counts[invoice.state] = counts.get(invoice.state, 0) + 1
         usage_count = self._usage(accounts, today, usage_per_account, rng)
+        usage_count += self._pricing(accounts, today, rng)
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         self.stdout.write(
             f"Created {len(accounts)} accounts, {sum(counts.values())} invoices ({summary}) "
@@ -216,6 +218,90 @@ class Command(BaseCommand):
                             cost=(hourly * duration / 3600).quantize(Decimal("0.000001")),
                         )
                     )
+        UsageRecord.objects.bulk_create(rows, batch_size=2000)
+        return len(rows)
+
+    def _pricing(self, accounts, today, rng) -> int:
+        """Metrics, three USD plans, subscriptions that start, change and end mid-month,
+        and metered usage for them over last month and this one."""
+        for code, name, unit, aggregation in (
+            ("api_calls", "API calls", "calls", "sum"),
+            ("storage_gb", "Storage", "GB", "max"),
+            ("active_users", "Active users", "users", "unique_count"),
+        ):
+            pricing.metric_create(code=code, name=name, unit=unit, aggregation=aggregation)
+        free = pricing.plan_create(
+            code="free", name="Free", currency="USD",
+            charges=[{"metric": "api_calls", "model": "per_unit",
+                      "unit_amount": Decimal("0.002"), "free_units": Decimal(10000)}],
+        )  # fmt: skip
+        scale = pricing.plan_create(
+            code="scale", name="Scale", currency="USD", amount=Decimal("100.00"),
+            setup_fee=Decimal("50.00"), trial_days=0,
+            charges=[
+                {"metric": "api_calls", "model": "graduated", "tiers": [
+                    {"up_to": 1000, "unit_amount": Decimal("0")},
+                    {"up_to": 10000, "unit_amount": Decimal("0.01")},
+                    {"up_to": None, "unit_amount": Decimal("0.005")},
+                ]},
+                {"metric": "active_users", "model": "package", "unit_amount": Decimal("10.00"),
+                 "package_size": 5, "free_units": Decimal(5)},
+            ],
+        )  # fmt: skip
+        volume = pricing.plan_create(
+            code="volume", name="Volume", currency="USD", amount=Decimal("250.00"),
+            trial_days=14,
+            charges=[{"metric": "storage_gb", "model": "volume", "tiers": [
+                {"up_to": 100, "unit_amount": Decimal("0.50"), "flat_amount": Decimal("0")},
+                {"up_to": 1000, "unit_amount": Decimal("0.30"), "flat_amount": Decimal("20")},
+                {"up_to": None, "unit_amount": Decimal("0.10"), "flat_amount": Decimal("100")},
+            ]}],
+        )  # fmt: skip
+        last_month = add_months(today, -1)
+        globex, initech, hooli, stark = (accounts[i] for i in (1, 2, 4, 7))
+        # Starts mid-month.
+        pricing.subscription_create(
+            account=globex, plan=scale, start_date=last_month.replace(day=11)
+        )
+        # Starts on the free tier, moves to volume mid-month.
+        first = pricing.subscription_create(account=hooli, plan=free, start_date=last_month)
+        pricing.subscription_change_plan(
+            subscription=first, plan=volume, date=last_month.replace(day=16)
+        )
+        # On the free tier throughout.
+        pricing.subscription_create(account=initech, plan=free, start_date=last_month)
+        # Ends mid-month.
+        ended = pricing.subscription_create(
+            account=stark, plan=scale, start_date=add_months(today, -2)
+        )
+        pricing.subscription_cancel(subscription=ended, date=last_month.replace(day=10))
+
+        rows = []
+        for account in (globex, initech, hooli, stark):
+            for months_ago in (1, 0):
+                period = add_months(today, -months_ago)
+                days = 28 if months_ago else max(today.day, 1)
+                for day in range(days):
+                    start = _at(period, 0) + dt.timedelta(days=day, hours=rng.randrange(24))
+                    for metric, quantity, resource in (
+                        ("api_calls", Decimal(rng.randint(100, 900)), ""),
+                        ("storage_gb", Decimal(rng.randint(50, 1200)), ""),
+                        ("active_users", Decimal(1), f"user-{rng.randint(1, 18)}"),
+                    ):
+                        rows.append(
+                            UsageRecord(
+                                account=account,
+                                client_id=f"demo-{account.pk}-{metric}-{start:%Y%m%d}",
+                                resource_id=resource,
+                                service="",
+                                region="",
+                                start_time=start,
+                                end_time=start,
+                                duration=0,
+                                metric=metric,
+                                quantity=quantity,
+                            )
+                        )
         UsageRecord.objects.bulk_create(rows, batch_size=2000)
         return len(rows)
 
