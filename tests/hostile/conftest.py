@@ -1,0 +1,241 @@
+"""The hostile-input harness: a world of real rows, a database fingerprint, and a
+client that counts what it sends.
+
+Every hostile request goes through `Hostile.send`, which records the request
+(and whether it answered 5xx) on the running test; the counts travel with the
+test report (so they add up across xdist workers) and the run ends with the
+line `hostile: N requests, M answered 5xx`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import Account, ApiKey
+from invoices import services as invoice_services
+from invoices.models import Invoice
+from tests.factories import AccountFactory, make_api_key, make_invoice
+
+# Columns that change on a read, not on a write: a key's last use.
+VOLATILE_COLUMNS = {(ApiKey, "last_used_at")}
+FINGERPRINT_APPS = ("accounts", "invoices", "usage")
+# Internal Python messages that must never reach a client.
+LEAKS = ("sys.set_int_max_str_digits", "invalid literal for int()", "Traceback")
+
+_totals = {"requests": 0, "server_errors": 0}
+
+
+# --- counting -------------------------------------------------------------------------
+
+
+def pytest_runtest_logreport(report):
+    # Runs in the controller too when tests are spread over xdist workers; the
+    # counts are added at teardown, so the teardown report is the one that has them.
+    if report.when != "teardown":
+        return
+    for name, value in report.user_properties:
+        if name == "hostile_requests":
+            _totals["requests"] += value
+        elif name == "hostile_5xx":
+            _totals["server_errors"] += value
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _totals["requests"]:
+        terminalreporter.write_line(
+            f"hostile: {_totals['requests']} requests, {_totals['server_errors']} answered 5xx"
+        )
+
+
+# --- the fingerprint -------------------------------------------------------------------
+
+
+def fingerprint() -> dict[str, tuple[int, str]]:
+    """For each model of accounts, invoices and usage: its row count and a digest of
+    every value of every row (so any insert, update or delete shows)."""
+    result: dict[str, tuple[int, str]] = {}
+    for label in FINGERPRINT_APPS:
+        for model in apps.get_app_config(label).get_models():
+            columns = [
+                f.attname
+                for f in model._meta.concrete_fields
+                if (model, f.attname) not in VOLATILE_COLUMNS
+            ]
+            digest = hashlib.sha256()
+            count = 0
+            for row in model.objects.order_by("pk").values_list(*columns):
+                digest.update(repr(row).encode("utf-8", "backslashreplace"))
+                count += 1
+            result[f"{label}.{model.__name__}"] = (count, digest.hexdigest()[:16])
+    return result
+
+
+def changed(before: dict, after: dict) -> list[str]:
+    return [name for name in before if before[name] != after.get(name)]
+
+
+# --- the world ---------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    owner: Account
+    other: Account
+    owner_secret: str  # a write key limited to the owner's account
+    other_secret: str
+    provider_secret: str  # a provider-wide write key
+    open_invoice: Invoice
+    pending_invoice: Invoice
+    other_invoice: Invoice
+    ids: dict[str, Any] = field(default_factory=dict)
+
+    def fill(self, template: str) -> str:
+        return template.format(**self.ids)
+
+
+@pytest.fixture
+def world(db) -> World:
+    now = timezone.now()
+    owner = AccountFactory(org_name="Hostile Owner Inc", vat_rate=Decimal("21"))
+    other = AccountFactory(org_name="Hostile Other Ltd")
+    _key, owner_secret = make_api_key(scope="write", account=owner, name="owner")
+    _key, other_secret = make_api_key(scope="write", account=other, name="other")
+    _key, provider_secret = make_api_key(scope="write", name="provider")
+    open_invoice = make_invoice(account=owner, lines=[("2", "10.00")], now=now)
+    pending_invoice = make_invoice(account=owner, state=Invoice.State.PENDING, now=now)
+    other_invoice = make_invoice(account=other, lines=[("1", "5.00")], now=now)
+    world = World(
+        owner=owner,
+        other=other,
+        owner_secret=owner_secret,
+        other_secret=other_secret,
+        provider_secret=provider_secret,
+        open_invoice=open_invoice,
+        pending_invoice=pending_invoice,
+        other_invoice=other_invoice,
+    )
+    today = now.date()
+    world.ids = {
+        "owner": owner.pk,
+        "other": other.pk,
+        "open": open_invoice.pk,
+        "pending": pending_invoice.pk,
+        "other_invoice": other_invoice.pk,
+        "line": open_invoice.line_items.first().pk,
+        "other_line": other_invoice.line_items.first().pk,
+        "today": today.isoformat(),
+        "due": (today + dt.timedelta(days=30)).isoformat(),
+        "month": today.strftime("%Y-%m"),
+    }
+    return world
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+class Hostile:
+    """A Django test client that counts the hostile requests of the running test."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        # A 500 must come back as a 500 (and be counted), not as the view's exception.
+        self.client = Client(raise_request_exception=False)
+        self.node = request.node
+        self.sent = 0
+        self.server_errors = 0
+
+    def _count(self, response) -> None:
+        self.sent += 1
+        if response.status_code >= 500:
+            self.server_errors += 1
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        secret: str | None = None,
+        bearer: bool = False,
+        **extra: Any,
+    ):
+        """One request; the key goes as `Authorization: Bearer` (/v1) or `access_token` (/api)."""
+        if secret is not None:
+            if bearer:
+                extra["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+            else:
+                path += ("&" if "?" in path else "?") + f"access_token={secret}"
+        if body is None:
+            response = self.client.generic(method, path, **extra)
+        else:
+            response = self.client.generic(method, path, body, content_type=content_type, **extra)
+        self._count(response)
+        return response
+
+    def send_environ(self, environ: dict[str, Any]):
+        """A request built from a raw WSGI environ (a body the test client cannot express)."""
+        response = self.client.request(**environ)
+        self._count(response)
+        return response
+
+    def flush(self) -> None:
+        self.node.user_properties.append(("hostile_requests", self.sent))
+        self.node.user_properties.append(("hostile_5xx", self.server_errors))
+
+
+@pytest.fixture
+def hostile(request) -> Hostile:
+    sender = Hostile(request)
+    yield sender
+    sender.flush()
+
+
+# --- what an answer must look like ---------------------------------------------------------
+
+
+def body_text(response) -> str:
+    return response.content.decode("utf-8", "replace")
+
+
+def assert_no_leak(response) -> None:
+    text = body_text(response)
+    for leak in LEAKS:
+        assert leak not in text, f"internal message in the answer: {text[:300]}"
+
+
+def threescale_names(response, field_name: str) -> bool:
+    """A 3scale error names the field: as a key of `errors`, or in a message."""
+    text = body_text(response)
+    if response["Content-Type"].startswith("application/json"):
+        data = json.loads(text)
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if isinstance(errors, dict):
+            if any(field_name == key or field_name in key for key in errors):
+                return True
+            return field_name.lower().replace("_", " ") in json.dumps(errors).lower().replace(
+                "_", " "
+            )
+        return False
+    return field_name.lower().replace("_", " ") in text.lower().replace("_", " ")
+
+
+def v1_names(response, field_name: str) -> bool:
+    """A /v1 error names the field in `error.details` (or in the message)."""
+    data = json.loads(body_text(response))
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return False
+    details = error.get("details") or {}
+    if any(field_name in key for key in details):
+        return True
+    return field_name in json.dumps(details) or field_name in str(error.get("message", ""))
