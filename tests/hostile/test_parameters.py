@@ -26,6 +26,12 @@ from tests.hostile.conftest import (
 MALFORMED_V1_CODES = {"malformed_request", "bad_request"}
 
 
+@pytest.fixture
+def world(shared_world, db):
+    """The module's world; each test's writes are rolled back to it."""
+    return shared_world
+
+
 def _send(hostile, world, target, value):
     path = world.fill(target.path)
     secret = world.provider_secret if target.key == "provider" else world.owner_secret
