@@ -270,6 +270,16 @@ def _threescale_targets() -> list[Target]:
             base=lambda ids: {"account_id": ids["owner"], "period": ids["month"]},
         ),
         Target(
+            "api.invoice_create_xml.account_id",
+            "3scale",
+            "POST",
+            "/api/invoices.xml",
+            "account_id",
+            "number",
+            ("account_id",),
+            base=lambda ids: {"account_id": ids["owner"], "period": ids["month"]},
+        ),
+        Target(
             "api.invoice_create_xml.period",
             "3scale",
             "POST",
