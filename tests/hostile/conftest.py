@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -278,37 +279,61 @@ def assert_no_leak(response) -> None:
         assert leak not in text, f"internal message in the answer: {text[:300]}"
 
 
+def _is_key_for(key: str, field_name: str) -> bool:
+    """`key` is the field itself or a part of it: `billing_address[city]` for
+    `billing_address`, `filters.region` for `region`; `due_date` is not `date`."""
+    return (
+        key == field_name
+        or key.startswith((f"{field_name}[", f"{field_name}."))
+        or key.endswith((f".{field_name}", f"[{field_name}]"))
+    )
+
+
+def _mentions(message: str, field_name: str) -> bool:
+    """The field as a word of a message ("Cannot transition to ...", "Period format ...")."""
+    spoken = {field_name, field_name.replace("_", " "), humanize(field_name)}
+    return any(
+        re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", message, re.IGNORECASE)
+        for name in spoken
+        if name
+    )
+
+
 def threescale_names(response, field_name: str) -> bool:
-    """A 3scale error names the field: as a key of `errors`, or in a message."""
+    """A 3scale error names the field: as a key of `errors`, or in a message
+    (XML carries Rails' full messages: "Account is not a number" for account_id)."""
     text = body_text(response)
     if response["Content-Type"].startswith("application/json"):
         data = json.loads(text)
         errors = data.get("errors") if isinstance(data, dict) else None
-        if isinstance(errors, dict):
-            if any(field_name == key or field_name in key for key in errors):
-                return True
-            return field_name.lower().replace("_", " ") in json.dumps(errors).lower().replace(
-                "_", " "
-            )
-        return False
-    # XML carries Rails' full messages: "Account is not a number" for account_id.
-    spoken = {field_name.replace("_", " ").lower(), humanize(field_name).lower()}
-    try:
-        messages = [e.text or "" for e in ElementTree.fromstring(response.content).iter("error")]
-    except ElementTree.ParseError:  # a plain-text 400 (a missing parameter)
-        messages = []
-    return any(message.lower().startswith(tuple(spoken)) for message in messages) or any(
-        name in text.lower().replace("_", " ") for name in spoken
-    )
+        if not isinstance(errors, dict):
+            return False
+        if any(_is_key_for(key, field_name) for key in errors):
+            return True
+        messages = [str(m) for items in errors.values() for m in (items or [])]
+    else:
+        try:
+            root = ElementTree.fromstring(response.content)
+            messages = [e.text or "" for e in root.iter("error")]
+        except ElementTree.ParseError:  # a plain-text 400 (a missing parameter)
+            messages = [text]
+    return any(_mentions(message, field_name) for message in messages)
 
 
 def v1_names(response, field_name: str) -> bool:
-    """A /v1 error names the field in `error.details` (or in the message)."""
+    """A /v1 error names the field: a key of `error.details`, a bad record's `field`
+    (usage batches), or a word of the message when there are no details."""
     data = json.loads(body_text(response))
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict) or not isinstance(error.get("code"), str):
         return False
     details = error.get("details") or {}
-    if any(field_name in key for key in details):
-        return True
-    return field_name in json.dumps(details) or field_name in str(error.get("message", ""))
+    records = details.get("records") if isinstance(details, dict) else None
+    if isinstance(records, list) and any(isinstance(r, dict) for r in records):
+        return any(
+            isinstance(r, dict) and _is_key_for(str(r.get("field", "")), field_name)
+            for r in records
+        )
+    if isinstance(details, dict) and details:
+        return any(_is_key_for(key, field_name) for key in details)
+    return _mentions(str(error.get("message", "")), field_name)
