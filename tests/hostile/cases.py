@@ -41,6 +41,8 @@ LONG = Value("text-10k", _text("x" * 10_000), "x" * 10_000)
 LIST = Value("list", '["x"]', None)
 
 TEXT = (SURROGATE, NUL, LONG, LIST)
+# A text column without a limit (a line's description): 10,000 characters are data.
+FREE_TEXT = (SURROGATE, NUL, LIST)
 CHOICE = TEXT
 
 
@@ -114,6 +116,7 @@ BOOL = (SURROGATE, NUL, _digits("superscript-1", "¹"), Value("1e400", "1e400", 
 
 FAMILIES: dict[str, tuple[Value, ...]] = {
     "text": TEXT,
+    "free_text": FREE_TEXT,
     "choice": CHOICE,
     "number": NUMBER,
     "date": DATE,
@@ -320,8 +323,8 @@ def _threescale_targets() -> list[Target]:
         ),
     ]
     line_fields = {
-        "name": "text",
-        "description": "text",
+        "name": "text",  # 255 characters at most: a longer one is refused, not cut
+        "description": "free_text",
         "quantity": "number",
         "cost": "number",
         "metric_id": "number",
