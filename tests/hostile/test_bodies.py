@@ -171,6 +171,7 @@ def _chunked_environ(world, endpoint: Endpoint, payload: dict) -> dict:
         "PATH_INFO": path,
         "CONTENT_TYPE": "application/json",
         "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input_terminated": True,  # gunicorn's promise that the input ends with the body
         "wsgi.input": FakePayload(json.dumps(payload).encode()),
     }
     if endpoint.api == "v1":

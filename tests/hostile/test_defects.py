@@ -449,6 +449,7 @@ def _chunked(path: str, secret: str, payload: dict) -> dict:
         "PATH_INFO": path,
         "CONTENT_TYPE": "application/json",
         "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input_terminated": True,  # gunicorn's promise that the input ends with the body
         "HTTP_AUTHORIZATION": f"Bearer {secret}",
         "wsgi.input": FakePayload(json.dumps(payload).encode()),
     }
