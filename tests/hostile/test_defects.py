@@ -314,6 +314,27 @@ def test_defect_06_the_period_cannot_diverge_from_the_number(world, hostile):
         assert invoice.friendly_id.startswith(series)
 
 
+def test_defect_06_renumbering_a_finalized_invoice_leaves_no_hole(world, hostile):
+    # given a finalized invoice holding the latest number of its series
+    invoice = make_invoice(account=world.owner, state=State.FINALIZED)
+    series, number = invoice.friendly_id.rsplit("-", 1)
+    # when a client gives it another number of that series
+    hostile.send(
+        "PUT",
+        f"/api/invoices/{invoice.pk}.json",
+        body=json.dumps({"friendly_id": f"{series}-{int(number) + 5:08d}"}).encode(),
+        secret=world.owner_secret,
+    )
+    # then the numbers the series handed out still run 1..n without a hole
+    taken = sorted(
+        int(fid.rsplit("-", 1)[1])
+        for fid in Invoice.objects.filter(friendly_id__startswith=f"{series}-").values_list(
+            "friendly_id", flat=True
+        )
+    )
+    assert taken == list(range(1, len(taken) + 1)), taken
+
+
 # 7 ------------------------------------------------------------------------------------------
 
 
