@@ -18,7 +18,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -64,6 +64,8 @@ State = Invoice.State
 FRIENDLY_ID_RE = re.compile(r"\A([0-9]{4}(?:-[0-9]{2})?)-([0-9]{8})\Z")
 FRIENDLY_ID_FORMAT_MESSAGE = "format should be YYYY-MM-XXXXXXXX or YYYY-XXXXXXXX"
 MAX_QUANTITY = Decimal("1000000000")
+MAX_LINE_NAME = 255
+_UNIT_PRICE_STEP = Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES)
 # Lines of one invoice (/v1 takes at most this many in one request, too).
 MAX_LINE_ITEMS = 500
 # A due date is at most this many days after the issue date.
@@ -273,10 +275,18 @@ def _validate_line_amounts(quantity: Decimal, unit_price: Decimal) -> None:
         raise InvoiceValidationError(f"line cost must be at most {MAX_AMOUNT}", field="cost")
 
 
-def line_item_validate(*, name: str, quantity: Decimal, unit_price: Decimal) -> None:
-    """The checks `line_item_add` makes, for forms that report errors before saving."""
+def _validate_line_name(name: str) -> None:
     if not name or not name.strip():
         raise InvoiceValidationError("can't be blank", field="name")
+    if len(name.strip()) > MAX_LINE_NAME:
+        raise InvoiceValidationError(
+            f"is too long (maximum is {MAX_LINE_NAME} characters)", field="name"
+        )
+
+
+def line_item_validate(*, name: str, quantity: Decimal, unit_price: Decimal) -> None:
+    """The checks `line_item_add` makes, for forms that report errors before saving."""
+    _validate_line_name(name)
     _validate_line_amounts(quantity, unit_price)
 
 
@@ -506,28 +516,34 @@ def _line_item_add_locked(
     line's other columns (description, type, source, the 3scale references)."""
     if not invoice.is_editable:
         raise InvoiceLocked("Invalid invoice state")
-    if not name or not name.strip():
-        raise InvoiceValidationError("can't be blank", field="name")
+    _validate_line_name(name)
     _apply_live_terms(invoice, invoice.account)
     if unit_price is None:
         if cost is None:
             raise InvoiceValidationError("give a unit price or a cost", field="cost")
-        # The cost is the line total as the client sent it, and it is stored as
-        # sent; the unit price derived from it is informational (rounded to its
-        # eight places it may not multiply back to the exact cost).
+        # The cost is the line total as the client sent it. It is stored as sent
+        # or refused: the unit price derived from it (eight places) must give the
+        # cost back, so that every line keeps cost = round(quantity x unit price).
         _validate_cost(cost, invoice.currency)
         if quantity <= 0:
             raise InvoiceValidationError("must be greater than 0", field="quantity")
         _validate_line_amounts(quantity, ZERO)  # the quantity's own limits, before dividing
-        unit_price = (cost / quantity).quantize(Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES))
+        unit_price = (cost / quantity).quantize(_UNIT_PRICE_STEP, rounding=ROUND_HALF_UP)
         _validate_line_amounts(quantity, unit_price)
+        if line_cost(quantity, unit_price, invoice.currency) != cost:
+            raise InvoiceValidationError(
+                f"cannot be split into {quantity.normalize():f} units at a unit price with at "
+                f"most {UNIT_PRICE_DECIMAL_PLACES} decimal places; send a quantity of 1 or a "
+                "cost the quantity divides",
+                field="cost",
+            )
         stored_cost = cost
     else:
         _validate_line_amounts(quantity, unit_price)
         stored_cost = line_cost(quantity, unit_price, invoice.currency)
     line = LineItem.objects.create(
         invoice=invoice,
-        name=name.strip()[:255],
+        name=name.strip(),
         quantity=quantity,
         unit_price=unit_price,
         cost=stored_cost,
@@ -1021,9 +1037,6 @@ def _event(
         created_at=now,
         updated_at=now,
     )
-
-
-_UNIT_PRICE_STEP = Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES)
 
 
 def _line_name(spec: LineSpec) -> str:

@@ -27,7 +27,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account, ApiKey
-from invoices.api.threescale.errors import humanize
+from billing.api.threescale.errors import humanize
 from invoices.models import Invoice
 from tests.factories import AccountFactory, make_api_key, make_invoice
 

@@ -98,12 +98,10 @@ def test_the_lines_total_may_reach_the_limit_exactly():
     assert invoice.cost_without_vat == MAX_AMOUNT
 
 
-# --- a line's cost is stored as sent -------------------------------------------------------
+# --- a line's cost is stored as sent, or refused ----------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("cost", "quantity"), [("100", "3000000"), ("0.01", "1000000000"), ("10", "3")]
-)
+@pytest.mark.parametrize(("cost", "quantity"), [("10", "3"), ("150.00", "3"), ("100", "1")])
 def test_api_line_cost_is_stored_as_sent(client, key, cost, quantity):
     invoice = make_invoice(lines=[])
     response = api(
@@ -118,6 +116,39 @@ def test_api_line_cost_is_stored_as_sent(client, key, cost, quantity):
     assert line.cost == Decimal(cost)
     invoice.refresh_from_db()
     assert invoice.cost_without_vat == Decimal(cost)
+
+
+@pytest.mark.parametrize(("cost", "quantity"), [("100", "3000000"), ("0.01", "1000000000")])
+def test_api_line_cost_that_no_unit_price_gives_back_is_422_saying_why(client, key, cost, quantity):
+    # No unit price of eight places multiplies back to the cost: storing the cost
+    # would break cost = round(quantity x unit price), storing the product would
+    # change what was sent.
+    invoice = make_invoice(lines=[])
+    response = api(
+        client,
+        "post",
+        f"/api/invoices/{invoice.pk}/line_items.json",
+        key,
+        {"name": "Calls", "cost": cost, "quantity": quantity},
+    )
+    assert response.status_code == 422
+    [message] = response.json()["errors"]["cost"]
+    assert message.startswith(f"cannot be split into {quantity} units")
+    assert not invoice.line_items.exists()
+
+
+def test_api_line_name_longer_than_255_is_422(client, key):
+    invoice = make_invoice(lines=[])
+    response = api(
+        client,
+        "post",
+        f"/api/invoices/{invoice.pk}/line_items.json",
+        key,
+        {"name": "x" * 256, "cost": "1"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"]["name"] == ["is too long (maximum is 255 characters)"]
+    assert not invoice.line_items.exists()
 
 
 def test_api_line_cost_finer_than_the_currency_is_422_saying_why(client, key):

@@ -5,29 +5,39 @@ numbers as binary floats, so the record validator only accepts a float cost
 whose digits survive the round trip (see usage.validation.parse_cost).
 
 orjson refuses a string with a lone surrogate escape (`"\\ud800"`) as invalid
-JSON; such a body is read again by the standard library, which keeps the
-surrogate, so the record validator can name the record and field it is in.
+JSON, and would read `1e-400` as 0.0 or refuse `1e400`: a body with a lone
+surrogate or an exponent is read by the API's own JSON reader instead (numbers
+as Decimal, surrogates kept), so the record validator sees exactly what was sent
+and names the record and field it is in.
 """
 
 from __future__ import annotations
 
-import json
+import re
 
 import orjson
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
+from billing.api.body import BodyError, read_json
 
-def _loads(data: bytes | str) -> object:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        if "surrogate" not in str(exc):
-            raise
+_EXPONENT = re.compile(rb"[0-9][eE]")
+
+
+def _loads(data: bytes) -> object:
+    if _EXPONENT.search(data) is None:
         try:
-            return json.loads(data)
-        except (ValueError, RecursionError):
-            raise exc from None
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            if "surrogate" not in str(exc):
+                raise ValueError(str(exc)) from None
+    try:
+        # Surrogates written as UTF-8 bytes are kept too, for the validator to name.
+        return read_json(data.decode("utf-8", "surrogatepass"), check_text=False)
+    except UnicodeDecodeError:
+        raise ValueError("the body is not valid UTF-8") from None
+    except BodyError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class OrjsonParser(BaseParser):
@@ -37,7 +47,7 @@ class OrjsonParser(BaseParser):
         data = stream.read() if stream is not None else b""
         try:
             return _loads(data)
-        except orjson.JSONDecodeError as exc:
+        except ValueError as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from None
 
 
@@ -54,7 +64,7 @@ class JsonLinesParser(BaseParser):
                 continue
             try:
                 records.append(_loads(line))
-            except orjson.JSONDecodeError as exc:
+            except ValueError as exc:
                 raise ParseError(f"Line {number} is not valid JSON: {exc}") from None
         return records
 
