@@ -3,6 +3,8 @@ and the action forms' fields are named after the service's parameters they fill.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 
 from invoices import services
@@ -61,6 +63,15 @@ class LineItemForm(forms.ModelForm):
             # it may carry usage records and a source the billing run relies on.
             for field in self.fields.values():
                 field.disabled = True
+            # Shown as written, not padded to the column's places (801, not 801.0000).
+            for name in ("quantity", "unit_price"):
+                value = self.initial.get(name)
+                if value is not None:
+                    self.initial[name] = (
+                        value.quantize(Decimal(1))
+                        if value == value.to_integral()
+                        else value.normalize()
+                    )
 
     def clean(self):
         cleaned = super().clean()

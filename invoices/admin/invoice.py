@@ -25,6 +25,7 @@ from billing.lib.months import month_start
 from billing.lib.paging import EstimatedCountPaginator
 from invoices import services
 from invoices.admin import actions as invoice_actions
+from invoices.admin.display import party_block, timeline_html
 from invoices.admin.filters import (
     AccountFilter,
     CurrencyFilter,
@@ -33,7 +34,7 @@ from invoices.admin.filters import (
     is_id,
 )
 from invoices.admin.forms import InvoiceForm
-from invoices.admin.inlines import InvoiceEventInline, LineItemInline, PaymentTransactionInline
+from invoices.admin.inlines import LineItemInline, PaymentTransactionInline
 from invoices.exceptions import InvoiceError
 from invoices.models import Invoice, LineItem
 from invoices.pdf import format_amount, invoice_pdf_content, invoice_pdf_filename
@@ -88,7 +89,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("account",)
-    inlines = (LineItemInline, PaymentTransactionInline, InvoiceEventInline)
+    # The event log is shown as sentences (`timeline`), not as a table of rows.
+    inlines = (LineItemInline, PaymentTransactionInline)
     actions = (
         "finalize_invoices",
         "issue_invoices",
@@ -108,10 +110,28 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_list_template = "admin/invoices/invoice/change_list.html"
     change_form_template = "admin/invoices/invoice/change_form.html"
 
+    # The invoice page, as a clerk reads it: what it is, what it costs, when, who.
+    detail_fieldsets = (
+        ("Amounts", {"fields": (("subtotal", "vat", "total"), ("vat_rate", "vat_code"))}),
+        (
+            "Dates",
+            {
+                "fields": (
+                    ("issued_on", "due_on", "paid_at"),
+                    ("finalized_at", "cancelled_at"),
+                    ("charge_attempts", "last_charge_attempt_at"),
+                    ("created_at", "updated_at"),
+                )
+            },
+        ),
+        ("Buyer and seller", {"fields": (("buyer", "seller"),)}),
+        ("Timeline", {"fields": ("timeline",)}),
+    )
     detail_fields = (
         "state_label",
         "creation_type",
         "currency",
+        "pdf_link",
         "vat_rate",
         "vat_code",
         "subtotal",
@@ -124,11 +144,11 @@ class InvoiceAdmin(admin.ModelAdmin):
         "cancelled_at",
         "charge_attempts",
         "last_charge_attempt_at",
-        "pdf_link",
-        "buyer_details",
-        "seller_details",
         "created_at",
         "updated_at",
+        "buyer",
+        "seller",
+        "timeline",
     )
 
     # -- columns
@@ -182,6 +202,24 @@ class InvoiceAdmin(admin.ModelAdmin):
             note = "rendered now, watermarked"
         return format_html('<a href="{}">Download PDF</a> ({})', url, note)
 
+    @admin.display(description="buyer")
+    def buyer(self, invoice: Invoice) -> str:
+        if not invoice.buyer_details and invoice.account_id:
+            return format_html(
+                "{}<br><span class='help'>Frozen from the account when the invoice is "
+                "issued.</span>",
+                invoice.account.org_name,
+            )
+        return party_block(invoice.buyer_details)
+
+    @admin.display(description="seller")
+    def seller(self, invoice: Invoice) -> str:
+        return party_block(invoice.seller_details, seller=True)
+
+    @admin.display(description="what happened")
+    def timeline(self, invoice: Invoice) -> str:
+        return timeline_html(invoice)
+
     # -- queryset and search
 
     def get_queryset(self, request):
@@ -204,10 +242,21 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     # -- the change form
 
-    def get_fields(self, request, obj=None):
+    def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return ("account", "period")
-        return ("account", "period", "friendly_id", *self.detail_fields)
+            return ((None, {"fields": ("account", "period")}),)
+        head = (
+            None,
+            {
+                "fields": (
+                    ("friendly_id", "state_label"),
+                    ("account", "period"),
+                    ("currency", "creation_type"),
+                    "pdf_link",
+                )
+            },
+        )
+        return (head, *self.detail_fieldsets)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -242,13 +291,41 @@ class InvoiceAdmin(admin.ModelAdmin):
         invoice = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if invoice is not None:
-            extra_context["allowed_actions"] = self.allowed_actions(request, invoice)
+            extra_context["allowed_actions"] = [
+                (name, label, reverse("admin:invoices_invoice_act", args=[invoice.pk, name]))
+                for name, label in self.allowed_actions(request, invoice)
+            ]
         if invoice is not None and not invoice.is_editable:
-            # Issued or cancelled: nothing on the page can be saved, so offer no Save.
+            # Issued or cancelled: nothing on the page can be saved, so offer no Save,
+            # and call the page what it is.
             extra_context.update(
-                show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+                title=f"View invoice {invoice}",
+                show_save=False,
+                show_save_and_continue=False,
+                show_save_and_add_another=False,
             )
+        elif invoice is not None and "title" not in extra_context:
+            extra_context["title"] = f"Edit draft {invoice}"
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def action_view(self, request, object_id, name):
+        """One of the list's actions on this invoice alone, from a button on its page.
+
+        The action is the list's own (same service, same form, same report); only
+        where the clerk lands afterwards differs: back on the invoice.
+        """
+        invoice = self.get_object(request, object_id)
+        if invoice is None:
+            raise Http404("No such invoice.")
+        page = reverse("admin:invoices_invoice_change", args=[invoice.pk])
+        offered = self.get_actions(request)
+        if name not in offered or getattr(offered[name][0], "to_state", None) is None:
+            raise Http404("No such action.")
+        if request.method != "POST":
+            return redirect(page)
+        func = offered[name][0]
+        response = func(self, request, self.get_queryset(request).filter(pk=invoice.pk))
+        return response if response is not None else redirect(page)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
@@ -338,7 +415,12 @@ class InvoiceAdmin(admin.ModelAdmin):
                 "<path:object_id>/pdf/",
                 self.admin_site.admin_view(self.pdf_view),
                 name="invoices_invoice_pdf",
-            )
+            ),
+            path(
+                "<path:object_id>/act/<str:name>/",
+                self.admin_site.admin_view(self.action_view),
+                name="invoices_invoice_act",
+            ),
         ]
         return custom + urls
 

@@ -44,7 +44,7 @@ class TestChangelist:
         body = response.content.decode()
         assert invoice.friendly_id in body
         assert "Acme" in body
-        assert "state-badge" in body and "Pending" in body
+        assert "state-badge" in body and "Awaiting payment" in body
         assert "3,001.00" in body  # Decimal, formatted to the currency's minor unit
 
     def test_filters_by_state_month_currency_and_account(self, finance, media):
@@ -256,10 +256,13 @@ class TestChangeForm:
         invoice = make_invoice(state=S.PAID)
         response = finance.get(change_url(invoice))
         formsets = {f.formset.model: f for f in response.context["inline_admin_formsets"]}
-        events = formsets[InvoiceEvent]
-        assert not events.has_add_permission and not events.has_change_permission
-        assert len(events.formset.forms) == invoice.events.count()
-        assert PaymentTransaction in formsets
+        payments = formsets[PaymentTransaction]
+        assert not payments.has_add_permission and not payments.has_change_permission
+        # the timeline reads as sentences, one per event, not as a table of JSON
+        assert InvoiceEvent not in formsets
+        body = response.content.decode()
+        assert body.count("<li><time>") == invoice.events.count()
+        assert "moved it from Awaiting payment to Paid" in body
 
     def test_pdf_view_serves_the_stored_file(
         self, finance, media, django_capture_on_commit_callbacks
