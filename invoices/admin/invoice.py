@@ -29,7 +29,9 @@ from invoices.admin.display import party_block, timeline_html
 from invoices.admin.filters import (
     AccountFilter,
     CurrencyFilter,
+    DateRangeFilter,
     MonthFilter,
+    OutstandingFilter,
     OverdueFilter,
     is_id,
 )
@@ -79,7 +81,16 @@ class InvoiceAdmin(admin.ModelAdmin):
         "currency",
     )
     list_display_links = ("number",)
-    list_filter = ("state", MonthFilter, CurrencyFilter, OverdueFilter, AccountFilter)
+    list_filter = (
+        OutstandingFilter,
+        OverdueFilter,
+        "state",
+        MonthFilter,
+        CurrencyFilter,
+        ("issued_on", DateRangeFilter),
+        ("due_on", DateRangeFilter),
+        AccountFilter,
+    )
     search_fields = ("friendly_id", "account__org_name", "account__billing_email")
     search_help_text = "An invoice number (or its start), an organisation or an e-mail address."
     list_select_related = ("account",)
@@ -457,9 +468,11 @@ class InvoiceAdmin(admin.ModelAdmin):
         if cl.result_count > MAX_TOTALS_ROWS:
             context["selection_totals_skipped"] = MAX_TOTALS_ROWS
             return response
-        # One GROUP BY over the filtered list, not a loop over its rows.
+        # One GROUP BY over the filtered list, not a loop over its rows. Only issued
+        # invoices count: a draft is not owed yet, a cancelled one never will be.
         rows = (
-            cl.queryset.order_by()
+            cl.queryset.filter(state__in=Invoice.ISSUED_STATES)
+            .order_by()
             .values("currency")
             .annotate(invoices=Count("id"), subtotal=Sum("cost_without_vat"), total=Sum("cost"))
             .order_by("currency")
