@@ -48,6 +48,12 @@ class InvoiceForm(forms.ModelForm):
         return account
 
 
+def _as_written(value: Decimal, *, min_places: int) -> Decimal:
+    """801.0000 -> 801, 0.04160000 -> 0.0416, 49.00000000 -> 49.00 (min_places=2)."""
+    places = max(-value.normalize().as_tuple().exponent, min_places, 0)
+    return value.quantize(Decimal(1).scaleb(-places))
+
+
 class LineItemForm(forms.ModelForm):
     """New lines are validated by the service's own rules; saved lines are read-only."""
 
@@ -67,11 +73,8 @@ class LineItemForm(forms.ModelForm):
             for name in ("quantity", "unit_price"):
                 value = self.initial.get(name)
                 if value is not None:
-                    self.initial[name] = (
-                        value.quantize(Decimal(1))
-                        if value == value.to_integral()
-                        else value.normalize()
-                    )
+                    places = 2 if name == "unit_price" else 0
+                    self.initial[name] = _as_written(value, min_places=places)
 
     def clean(self):
         cleaned = super().clean()

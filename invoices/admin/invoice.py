@@ -25,7 +25,7 @@ from billing.lib.months import month_start
 from billing.lib.paging import EstimatedCountPaginator
 from invoices import services
 from invoices.admin import actions as invoice_actions
-from invoices.admin.display import party_block, timeline_html
+from invoices.admin.display import party_block, plain_number, timeline_html
 from invoices.admin.filters import (
     AccountFilter,
     CurrencyFilter,
@@ -123,7 +123,10 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     # The invoice page, as a clerk reads it: what it is, what it costs, when, who.
     detail_fieldsets = (
-        ("Amounts", {"fields": (("subtotal", "vat", "total"), ("vat_rate", "vat_code"))}),
+        (
+            "Amounts",
+            {"fields": (("subtotal", "vat", "total"), ("vat_rate_shown", "vat_code_shown"))},
+        ),
         (
             "Dates",
             {
@@ -143,8 +146,8 @@ class InvoiceAdmin(admin.ModelAdmin):
         "creation_type",
         "currency",
         "pdf_link",
-        "vat_rate",
-        "vat_code",
+        "vat_rate_shown",
+        "vat_code_shown",
         "subtotal",
         "vat",
         "total",
@@ -201,6 +204,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="VAT")
     def vat(self, invoice: Invoice) -> str:
         return format_amount(invoice.vat_amount, invoice.currency)
+
+    @admin.display(description="VAT rate")
+    def vat_rate_shown(self, invoice: Invoice) -> str:
+        return f"{plain_number(invoice.vat_rate)} %" if invoice.vat_rate is not None else "—"
+
+    @admin.display(description="VAT code")
+    def vat_code_shown(self, invoice: Invoice) -> str:
+        return invoice.vat_code or "—"
 
     @admin.display(description="PDF")
     def pdf_link(self, invoice: Invoice) -> str:
@@ -269,6 +280,12 @@ class InvoiceAdmin(admin.ModelAdmin):
         )
         return (head, *self.detail_fieldsets)
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and not obj.is_editable:
+            # Nothing is typed on a read-only page: no "leave empty…" advice under it.
+            kwargs["help_texts"] = {}
+        return super().get_form(request, obj, change, **kwargs)
+
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
@@ -316,7 +333,11 @@ class InvoiceAdmin(admin.ModelAdmin):
                 show_save_and_add_another=False,
             )
         elif invoice is not None and "title" not in extra_context:
-            extra_context["title"] = f"Edit draft {invoice}"
+            extra_context["title"] = (
+                f"Edit finalized invoice {invoice}"
+                if invoice.friendly_id
+                else f"Edit draft #{invoice.pk}"
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def action_view(self, request, object_id, name):
