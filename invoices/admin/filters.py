@@ -93,12 +93,13 @@ class DateRangeFilter(admin.FieldListFilter):
     The ageing report's cells link to the list with these parameters."""
 
     template = "admin/invoices/invoice/date_range_filter.html"
+    titles = {"issued_on": "issue date", "due_on": "due date"}
 
     def __init__(self, field, request, params, model, model_admin, field_path):
         self.lookup_since = f"{field_path}__gte"
         self.lookup_until = f"{field_path}__lte"
         super().__init__(field, request, params, model, model_admin, field_path)
-        self.title = f"{field.verbose_name} between"
+        self.title = self.titles.get(field_path, str(field.verbose_name))
         # The base class took our parameters out of `params`, as lists.
         for name, value in list(self.used_parameters.items()):
             self.used_parameters[name] = value[-1] if isinstance(value, list) else value

@@ -78,7 +78,6 @@ class InvoiceAdmin(admin.ModelAdmin):
         "issued",
         "due",
         "total",
-        "currency",
     )
     list_display_links = ("number",)
     list_filter = (
@@ -195,7 +194,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="total", ordering="cost")
     def total(self, invoice: Invoice) -> str:
-        return format_amount(invoice.cost, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.cost, invoice.currency)}"
 
     @admin.display(description="subtotal")
     def subtotal(self, invoice: Invoice) -> str:

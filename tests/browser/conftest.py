@@ -85,7 +85,8 @@ def clipped(page, selector: str) -> list[str]:
     return page.evaluate(
         """(selector) => [...document.querySelectorAll(selector)]
             .filter(el => el.scrollWidth > el.clientWidth + 1)
-            .map(el => el.className + ': ' + el.innerText.slice(0, 40))""",
+            .map(el => `${el.className} (${el.scrollWidth - el.clientWidth}px): `
+                       + el.innerText.slice(0, 40))""",
         selector,
     )
 

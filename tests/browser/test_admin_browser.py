@@ -54,7 +54,8 @@ def test_finance_reviews_filters_issues_and_downloads(
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
     assert "Browser Buyer" in rows.first.inner_text()
-    assert page.locator("#selection-totals").is_visible()
+    # only drafts listed: nothing is owed, so there are no totals to show
+    assert page.locator("#selection-totals").count() == 0
     page.screenshot(path=ARTIFACTS / "02-filtered-list.png", full_page=True)
 
     # open the invoice
@@ -89,7 +90,7 @@ def test_finance_reviews_filters_issues_and_downloads(
 
     # the dashboard shows its charts
     page.goto(f"{live_server.url}/staff/dashboard/")
-    assert page.locator("svg.chart").count() >= 1
+    assert page.locator(".revenue-chart").count() >= 1
     assert page.locator("#usage-by-service").is_visible()
     page.screenshot(path=ARTIFACTS / "05-dashboard.png", full_page=True)
 
