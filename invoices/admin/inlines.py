@@ -1,5 +1,6 @@
 """What the invoice page shows under the invoice: its lines (editable while the
-invoice is), its payments and its timeline (read-only)."""
+invoice is) and its payments (read-only). The timeline is a field of the page
+(`InvoiceAdmin.timeline`), sentences rather than rows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.contrib import admin
 from billing.lib.admin import ReadOnlyAdminMixin
 from invoices.admin.display import plain_number, unit_price
 from invoices.admin.forms import LineItemForm
-from invoices.models import Invoice, InvoiceEvent, LineItem, PaymentTransaction
+from invoices.models import Invoice, LineItem, PaymentTransaction
 from invoices.pdf import format_amount
 
 
@@ -91,11 +92,3 @@ class PaymentTransactionInline(ReadOnlyInline):
         if not payment.card_last4:
             return "—"
         return f"{payment.card_brand} •••• {payment.card_last4}"
-
-
-class InvoiceEventInline(ReadOnlyInline):
-    model = InvoiceEvent
-    verbose_name = "event"
-    verbose_name_plural = "timeline"
-    fields = ("created_at", "kind", "from_state", "to_state", "actor", "reason", "data")
-    readonly_fields = fields
