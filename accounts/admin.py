@@ -142,10 +142,15 @@ class AccountAdmin(admin.ModelAdmin):
     def card_short(self, account: Account) -> str:
         if not account.card_last4:
             return "—"
+        expiry = ""
+        if account.card_exp_month and account.card_exp_year:
+            expiry = f"exp {account.card_exp_month:02d}/{account.card_exp_year}"
+        # Two short lines rather than one long one: the column stays narrow.
         return format_html(
-            '<span style="white-space:nowrap">{} •••• {}</span>',
+            '<span style="white-space:nowrap">{} •••• {}</span><br><small>{}</small>',
             account.card_brand or "Card",
             account.card_last4,
+            expiry,
         )
 
     @admin.display(description="card")
