@@ -198,11 +198,11 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="subtotal")
     def subtotal(self, invoice: Invoice) -> str:
-        return format_amount(invoice.cost_without_vat, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.cost_without_vat, invoice.currency)}"
 
     @admin.display(description="VAT")
     def vat(self, invoice: Invoice) -> str:
-        return format_amount(invoice.vat_amount, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.vat_amount, invoice.currency)}"
 
     @admin.display(description="VAT rate")
     def vat_rate_shown(self, invoice: Invoice) -> str:

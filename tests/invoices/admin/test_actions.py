@@ -240,6 +240,13 @@ class TestTransitionMap:
             f"Issued 0; 1 failed: {paid.friendly_id}: Paid, so it cannot be issued"
         ]
 
+    def test_auditor_cannot_move_an_invoice_from_its_page(self, auditor, media):
+        invoice = make_invoice()
+        url = reverse("admin:invoices_invoice_act", args=[invoice.pk, "issue_invoices"])
+        assert auditor.post(url, {"action": "issue_invoices"}).status_code == 404
+        invoice.refresh_from_db()
+        assert invoice.state == S.OPEN
+
     def test_unknown_or_non_moving_action_is_not_found(self, finance, media):
         invoice = make_invoice()
         for name in ("nope", "export_csv"):
