@@ -76,10 +76,17 @@ class OutstandingFilter(admin.SimpleListFilter):
     parameter_name = "outstanding"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Outstanding"), ("no", "Not outstanding")]
+        return [
+            ("yes", "Outstanding"),
+            ("no", "Not outstanding"),
+            # What was invoiced, paid or not: the receivables report's "invoiced".
+            ("issued", "Issued, not cancelled"),
+        ]
 
     def queryset(self, request, queryset):
         outstanding = Invoice.CHARGEABLE_STATES
+        if self.value() == "issued":
+            return queryset.filter(state__in=Invoice.ISSUED_STATES)
         if self.value() == "yes":
             return queryset.filter(state__in=outstanding)
         if self.value() == "no":

@@ -204,6 +204,7 @@ def ageing(request):
                     "collected": format_amount(item.collected, flow.currency),
                     "gap": format_amount(item.invoiced - item.collected, flow.currency),
                     "url": invoice_list_url(
+                        outstanding="issued",
                         currency=flow.currency,
                         issued_on__gte=item.month.isoformat(),
                         issued_on__lte=month_end(item.month).isoformat(),

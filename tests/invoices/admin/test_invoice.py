@@ -109,6 +109,14 @@ class TestChangelist:
         assert sorted(result.values_list("pk", flat=True)) == sorted(i.pk for i in owed)
         result = finance.get(CHANGELIST, {"outstanding": "no"}).context["cl"].result_list
         assert len(result) == 4
+        # "issued, not cancelled": what was invoiced, paid or not
+        result = finance.get(CHANGELIST, {"outstanding": "issued"}).context["cl"].result_list
+        assert sorted(result.values_list("state", flat=True)) == [
+            "failed",
+            "paid",
+            "pending",
+            "unpaid",
+        ]
 
     def test_issue_and_due_date_ranges(self, finance, media):
         invoice = make_invoice(state=S.PENDING)

@@ -67,6 +67,22 @@ class TestReceivablesPage:
         assert listed.result_count == late[0]["invoices"]
         assert "Invoiced and collected per month" in response.content.decode()
 
+    def test_each_invoiced_figure_links_to_its_invoices(self, client, staff_user, data, now):
+        from invoices import services
+
+        client.force_login(staff_user)
+        with time_machine.travel(now, tick=False):
+            # a cancelled invoice of this month is not invoiced, in the figure or the list
+            services.invoice_cancel(
+                invoice=data[1].invoices.filter(state="pending").first(), actor="t"
+            )
+            response = client.get(reverse("staff:ageing"))
+            for flow in response.context["flows"]:
+                for month in flow["months"]:
+                    if month["invoices"]:
+                        listed = client.get(month["url"]).context["cl"]
+                        assert listed.result_count == month["invoices"], month["url"]
+
     def test_dashboard_red_only_for_money_past_due(self, client, staff_user, db):
         from tests.factories import AccountFactory, make_invoice
 
