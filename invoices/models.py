@@ -84,10 +84,12 @@ class Invoice(models.Model):
     """A bill to one account for one period (a month)."""
 
     class State(models.TextChoices):
-        OPEN = "open", "Open"
+        # Values are 3scale's, on every API; labels are what a clerk reads in the
+        # admin and on the PDF, and never leave through an API.
+        OPEN = "open", "Draft"
         FINALIZED = "finalized", "Finalized"
-        PENDING = "pending", "Pending"
-        UNPAID = "unpaid", "Unpaid"
+        PENDING = "pending", "Awaiting payment"
+        UNPAID = "unpaid", "Payment failed"
         PAID = "paid", "Paid"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
