@@ -29,6 +29,7 @@ from billing.lib.money import (
     quantize,
     vat_amount,
 )
+from invoices import tax
 from invoices.exceptions import (
     AccountNotBillable,
     ChargeFailed,
@@ -430,6 +431,7 @@ def _enter_pending(invoice: Invoice, now: dt.datetime, *, due_on: dt.date | None
     if account.is_deleted:
         raise AccountNotBillable("Cannot issue an invoice of a deleted account.")
     _apply_live_terms(invoice, account)
+    tax.apply_treatment(invoice, account, Seller.load())
     _refresh_totals(invoice)
     invoice.buyer_details = buyer_details(account)
     invoice.seller_details = seller_details(Seller.load())
