@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from accounts.models import Seller
 from billing.lib.money import minor_units, quantize
 from billing.lib.pdf import html_to_pdf
+from invoices import tax
 from invoices.models import Invoice, PaymentTransaction
 from invoices.services import buyer_details, seller_details
 
@@ -49,6 +50,41 @@ class PdfLine:
     quantity: str
     unit_price: str
     cost: str
+
+
+@dataclass(frozen=True)
+class PdfVatRow:
+    label: str
+    rate: str
+    taxable: str
+    vat: str
+
+
+def tax_pdf_context(invoice: Invoice) -> dict | None:
+    """The frozen VAT treatment as printed: None for invoices issued without one."""
+    if not invoice.tax_category:
+        return None
+    currency = invoice.currency
+    labels = dict(tax.Category.choices)
+    rows = [
+        PdfVatRow(
+            label=labels.get(row.category, row.category),
+            rate="—"
+            if row.category == tax.Category.OUTSIDE_SCOPE
+            else f"{row.rate.normalize():f}%",
+            taxable=format_amount(row.taxable, currency),
+            vat=format_amount(row.vat, currency),
+        )
+        for row in invoice.vat_breakdown()
+    ]
+    mention = invoice.tax_mention
+    reason = invoice.tax_exemption_reason
+    return {
+        "breakdown": rows,
+        "mention": mention,
+        # Printed once: the mention often is the reason.
+        "reason": "" if reason in (mention, "Reverse charge") else reason,
+    }
 
 
 def invoice_pdf_context(invoice: Invoice) -> dict:
@@ -101,6 +137,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         "vat": format_amount(invoice.vat_amount, currency),
         "total": format_amount(invoice.cost, currency),
         "vat_rate": invoice.vat_rate.normalize() if invoice.vat_rate else None,
+        "tax": tax_pdf_context(invoice),
     }
 
 
