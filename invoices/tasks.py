@@ -11,14 +11,14 @@ from invoices.models import Invoice, InvoiceEvent
 @shared_task(acks_late=True)
 def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
     """Render an issued invoice's PDF once and store it through Django's storage."""
-    from invoices.pdf import invoice_pdf_bytes
+    from invoices.einvoice.facturx import issued_pdf_bytes
 
     invoice = Invoice.objects.select_related("account").get(pk=invoice_id)
     if not invoice.is_issued:
         return ""
     if invoice.pdf and not force:
         return invoice.pdf.name
-    content = invoice_pdf_bytes(invoice)
+    content = issued_pdf_bytes(invoice)
     name = f"{invoice.friendly_id or invoice.pk}.pdf"
     invoice.pdf.save(name, ContentFile(content), save=False)
     # Only the file column changes: an issued invoice's content stays untouched.
