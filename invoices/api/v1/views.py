@@ -24,6 +24,7 @@ from billing.lib.api_v1 import V1APIMixin
 from billing.lib.idempotency import IdempotencyMixin
 from billing.lib.pagination import LinkHeaderPagination
 from invoices import selectors, services
+from invoices.api.v1 import einvoice as einvoice_api
 from invoices.api.v1.filters import InvoiceFilterSet
 from invoices.api.v1.serializers import (
     InvoiceCancelSerializer,
@@ -414,6 +415,12 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
             reference=body.get("reference", ""),
         )
         return self._respond(invoice)
+
+    @extend_schema(**einvoice_api.SCHEMA)
+    @action(detail=True, methods=["get"], renderer_classes=einvoice_api.RENDERERS)
+    def einvoice(self, request, *args, **kwargs):
+        syntax = request.query_params.get("syntax", "ubl")
+        return einvoice_api.einvoice_response(self.get_object(), syntax)
 
     def _body(self, serializer_class) -> dict:
         """Validate an action's optional body (an empty body means all defaults)."""
