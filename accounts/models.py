@@ -33,7 +33,7 @@ def country_code_field() -> models.CharField:
 
 
 def _clean_vat_id(instance: models.Model, field: str) -> None:
-    """Check and compact a VAT id in place (forms and the admin; the API stores as sent)."""
+    """Check and compact a VAT id in place (every service saves through full_clean)."""
     try:
         setattr(instance, field, normalize_vat_id(getattr(instance, field), instance.country_code))
     except InvalidVatId as exc:
