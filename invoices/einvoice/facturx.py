@@ -15,6 +15,8 @@ from invoices.einvoice.document import EInvoiceUnavailable, einvoice_document
 from invoices.models import Invoice
 
 logger = logging.getLogger(__name__)
+# The package logs every step at INFO; only its warnings are worth a log line here.
+logging.getLogger("factur-x").setLevel(logging.WARNING)
 
 FACTURX_FILENAME = "factur-x.xml"
 

@@ -45,3 +45,11 @@ def test_a_draft_prints_no_treatment_before_issue():
 
     text = pdf_text(make_invoice())
     assert "VAT category" not in text
+
+
+@pytest.mark.django_db
+def test_the_vat_row_does_not_show_the_buyers_vat_id():
+    invoice = issued_invoice("reverse_charge")
+    text = pdf_text(invoice)
+    assert f"VAT ({invoice.account.vat_code})" not in text
+    assert f"VAT: {invoice.account.vat_code}" in text  # in the buyer's address block
