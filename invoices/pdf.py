@@ -60,6 +60,18 @@ class PdfVatRow:
     vat: str
 
 
+def tax_preview(invoice: Invoice, seller: Seller) -> str:
+    """For a draft of an EU seller: the treatment issuing will apply (its VAT follows then)."""
+    if invoice.is_issued:
+        return ""
+    treatment = tax.account_treatment(invoice.account, seller)
+    if treatment.kind == tax.Kind.MANUAL:
+        return ""
+    rate = "" if treatment.rate is None else f" {treatment.rate.normalize():f}%"
+    label = tax.Kind(treatment.kind).label
+    return f"VAT on issue: {label} (category {treatment.category}{rate})."
+
+
 def tax_pdf_context(invoice: Invoice) -> dict | None:
     """The frozen VAT treatment as printed: None for invoices issued without one."""
     if not invoice.tax_category:
@@ -138,6 +150,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         "total": format_amount(invoice.cost, currency),
         "vat_rate": invoice.vat_rate.normalize() if invoice.vat_rate else None,
         "tax": tax_pdf_context(invoice),
+        "tax_preview": tax_preview(invoice, seller),
     }
 
 

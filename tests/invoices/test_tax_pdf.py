@@ -53,3 +53,13 @@ def test_the_vat_row_does_not_show_the_buyers_vat_id():
     text = pdf_text(invoice)
     assert f"VAT ({invoice.account.vat_code})" not in text
     assert f"VAT: {invoice.account.vat_code}" in text  # in the buyer's address block
+
+
+@pytest.mark.django_db
+def test_a_draft_of_an_eu_seller_says_which_treatment_issuing_will_apply():
+    from tests.factories import make_invoice
+    from tests.invoices.tax_cases import buyer, spanish_seller
+
+    spanish_seller()
+    text = pdf_text(make_invoice(account=buyer("reverse_charge")))
+    assert "VAT on issue: EU reverse charge (category AE 0%)." in text
