@@ -80,7 +80,7 @@ def tax_pdf_context(invoice: Invoice) -> dict | None:
     labels = dict(tax.Category.choices)
     rows = [
         PdfVatRow(
-            label=labels.get(row.category, row.category),
+            label=str(labels.get(row.category, row.category)),
             rate="—"
             if row.category == tax.Category.OUTSIDE_SCOPE
             else f"{row.rate.normalize():f}%",

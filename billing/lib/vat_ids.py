@@ -42,4 +42,4 @@ def normalize_vat_id(number: str, country_code: str = "") -> str:
     try:
         return eu_vat.validate(compact)
     except ValidationError as exc:
-        raise InvalidVatId(f"{compact} is not a valid VAT id: {exc.message}") from None
+        raise InvalidVatId(f"{compact} is not a valid VAT id: {exc}") from None

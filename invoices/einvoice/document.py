@@ -15,7 +15,7 @@ INVOICE = "380"  # UNTDID 1001: commercial invoice
 SEPA_CREDIT_TRANSFER = "58"
 CREDIT_TRANSFER = "30"
 # VATEX codes for the zero-rated categories (CEF's VAT exemption reason code list).
-EXEMPTION_CODES = {
+EXEMPTION_CODES: dict[str, str] = {
     tax.Category.REVERSE_CHARGE: "VATEX-EU-AE",
     tax.Category.OUTSIDE_SCOPE: "VATEX-EU-O",
     tax.Category.EXPORT: "VATEX-EU-G",
