@@ -9,7 +9,7 @@ import datetime as dt
 
 from lxml import etree
 
-from invoices.einvoice.document import EInvoiceDocument, Party, amount_text, decimal_text
+from invoices.einvoice.document import EInvoiceDocument, Party, amount_text, decimal_text, xml_text
 
 RSM = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
@@ -23,7 +23,7 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrib: st
     prefix, name = tag.split(":")
     element = etree.SubElement(parent, f"{{{NSMAP[prefix]}}}{name}", attrib)
     if text is not None:
-        element.text = text
+        element.text = xml_text(text)
     return element
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -198,6 +199,15 @@ def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
         payment=payment,
         payment_terms=f"Payment due by {invoice.due_on.isoformat()}",
     )
+
+
+# Characters XML 1.0 can't carry (control characters), which lxml refuses.
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str) -> str:
+    """User text as XML can carry it: control characters dropped, the rest escaped by lxml."""
+    return _NOT_XML.sub("", value)
 
 
 def decimal_text(value: Decimal) -> str:

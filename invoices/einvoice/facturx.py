@@ -50,7 +50,8 @@ def facturx_pdf(invoice: Invoice) -> bytes:
 def issued_pdf_bytes(invoice: Invoice) -> bytes:
     """The PDF stored for an issued invoice: Factur-X when the invoice can be an e-invoice.
 
-    An invoice issued before its parties had country codes keeps a plain PDF.
+    An invoice issued before its parties had country codes keeps a plain PDF,
+    as does one whose e-invoice fails.
     """
     from invoices.pdf import invoice_pdf_bytes
 
@@ -58,4 +59,8 @@ def issued_pdf_bytes(invoice: Invoice) -> bytes:
         return facturx_pdf(invoice)
     except EInvoiceUnavailable as exc:
         logger.info("invoice %s: plain PDF, no Factur-X (%s)", invoice.pk, exc)
-        return invoice_pdf_bytes(invoice)
+    except Exception:
+        # The customer's PDF must not depend on the e-invoice: store the plain
+        # document and leave the failure (an XSD refusal, say) in the log.
+        logger.exception("invoice %s: Factur-X failed; storing the plain PDF", invoice.pk)
+    return invoice_pdf_bytes(invoice)

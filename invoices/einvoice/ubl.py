@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from invoices.einvoice.document import EInvoiceDocument, Party, amount_text, decimal_text
+from invoices.einvoice.document import EInvoiceDocument, Party, amount_text, decimal_text, xml_text
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
@@ -24,7 +24,7 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrib: st
     prefix, name = tag.split(":")
     element = etree.SubElement(parent, f"{{{_PREFIXES[prefix]}}}{name}", attrib)
     if text is not None:
-        element.text = text
+        element.text = xml_text(text)
     return element
 
 

@@ -94,6 +94,31 @@ def test_user_data_is_escaped():
         assert line.name in [element.text for element in names]
 
 
+def test_control_characters_are_dropped_not_fatal(cii_rules):
+    invoice = issued_invoice("domestic")
+    line = invoice.line_items.first()
+    line.name, line.description = "Plan\x0b Pro\x00", "Page\x0cbreak"
+    line.save()
+    xml = einvoice_xml(invoice, "cii")
+    names = [element.text for element in etree.fromstring(xml).iter("{*}Name")]
+    assert "Plan Pro" in names
+    assert_no_fatal(cii_rules, xml)
+
+
+def test_a_failing_facturx_still_stores_the_plain_pdf(monkeypatch, caplog):
+    from invoices.einvoice import facturx
+
+    invoice = issued_invoice("domestic")
+
+    def broken(_invoice):
+        raise ValueError("XSD says no")
+
+    monkeypatch.setattr(facturx, "facturx_pdf", broken)
+    content = facturx.issued_pdf_bytes(invoice)
+    assert PdfReader(io.BytesIO(content)).attachments == {}
+    assert "Factur-X failed" in caplog.text
+
+
 def test_a_draft_is_no_einvoice():
     spanish_seller()
     with pytest.raises(EInvoiceUnavailable):
