@@ -92,7 +92,7 @@ class AccountAdmin(admin.ModelAdmin):
         "card_short",
         "state",
     )
-    list_filter = ("state", UsedCurrencyFilter, "payment_method")
+    list_filter = ("state", UsedCurrencyFilter, "payment_method", "tax_exempt")
     search_fields = ("org_name", "billing_email", "vat_code")
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -112,7 +112,21 @@ class AccountAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("org_name", "billing_email", "phone", "state", "deleted_at")}),
         ("Billing address", {"fields": ADDRESS_FIELDS}),
-        ("Tax and terms", {"fields": ("vat_code", "vat_rate", "currency", "payment_terms_days")}),
+        (
+            "Tax and terms",
+            {
+                "fields": (
+                    "country_code",
+                    "is_business",
+                    "vat_code",
+                    "vat_rate",
+                    "tax_exempt",
+                    "tax_exempt_reason",
+                    "currency",
+                    "payment_terms_days",
+                )
+            },
+        ),
         (
             "Payment method",
             {
@@ -235,7 +249,7 @@ class SellerAdmin(admin.ModelAdmin):
 
     fieldsets = (
         (None, {"fields": ("name", "logo", "email", "phone", "vat_id")}),
-        ("Address", {"fields": ADDRESS_FIELDS}),
+        ("Address", {"fields": (*ADDRESS_FIELDS, "country_code")}),
         ("Bank details", {"fields": ("bank_name", "bank_account_holder", "iban", "bic")}),
         ("Invoice", {"fields": ("invoice_footer",)}),
     )
