@@ -9,7 +9,7 @@ from rest_framework import status
 from rest_framework.renderers import BaseRenderer
 
 from billing.api.errors import ApiError, ErrorSerializer
-from billing.lib.json_codec import DecimalJSONRenderer
+from billing.api.renderers import DecimalJSONRenderer
 from invoices.einvoice import EInvoiceUnavailable, einvoice_xml
 from invoices.models import Invoice
 
