@@ -248,7 +248,7 @@ def test_many_accounts_are_rated_in_a_few_queries(django_assert_max_num_queries)
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_subscribes_leave_one_live_subscription():
     import threading
     from concurrent.futures import ThreadPoolExecutor
