@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -260,7 +261,7 @@ class Hostile:
 
 
 @pytest.fixture
-def hostile(request) -> Hostile:
+def hostile(request) -> Iterator[Hostile]:
     sender = Hostile(request)
     yield sender
     sender.flush()
