@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from billing.lib.money import line_cost
 from tests.factories import AccountFactory
-from tests.usage.pricing_helpers import api_calls, metered, scale_plan
+from tests.support.pricing import api_calls, metered, scale_plan
 from usage.exceptions import PlanImmutable, PricingValidationError, SubscriptionConflict
 from usage.models import Subscription, UsageRecord
 from usage.rating import lines_total
