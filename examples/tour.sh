@@ -118,4 +118,32 @@ DEBUG=1 "$PYTHON" manage.py run_billing --month "$LAST_MONTH" --no-progress
 DEBUG=1 "$PYTHON" manage.py run_billing --month "$LAST_MONTH" --no-progress
 # == end ==
 
+# == pricing ==
+# A metric and a plan priced on it (codes are unique: this run's stamp keeps them apart)
+METRIC=sms-$RUN
+PLAN=texts-$RUN
+step 201 -X POST "$V1/metrics" -H "$AUTH" -H "$JSON" \
+  -d '{"code": "'"$METRIC"'", "name": "SMS sent", "unit": "messages", "aggregation": "sum"}'
+step 201 -X POST "$V1/plans" -H "$AUTH" -H "$JSON" -d '{"code": "'"$PLAN"'", "name": "Texts",
+  "currency": "USD", "amount": 100, "setup_fee": 0, "trial_days": 0, "charges": [{"metric": "'"$METRIC"'",
+  "model": "graduated", "tiers": [{"up_to": 1000, "unit_amount": 0},
+  {"up_to": 10000, "unit_amount": "0.01"}, {"up_to": null, "unit_amount": "0.005"}]}]}'
+# A new USD customer, subscribed from the first of this month
+step 201 -u "$KEY:" -X POST "$B/admin/api/signup.json" -d org_name=Vandelay -d email=ap@vandelay.test -d currency=USD
+CUSTOMER=$(jget 'd["account"]["id"]')
+step 201 -X POST "$V1/subscriptions" -H "$AUTH" -H "$JSON" \
+  -d '{"customer_id": '"$CUSTOMER"', "plan": "'"$PLAN"'", "start_date": "'"$MONTH"'-01"}'
+SUBSCRIPTION=$(jget 'd["id"]')
+# Metered usage: metric + quantity instead of cost (the plan prices it)
+step 201 -X POST "$V1/usage" -H "$AUTH" -H "$JSON" -d '{"id": "'"$METRIC"'-1", "account_id": '"$CUSTOMER"',
+  "metric": "'"$METRIC"'", "quantity": 12000, "start_time": "'"$TODAY"'T00:00:00Z"}'
+# What the month's invoice will be so far: the fee and the tiers used
+step 200 -H "$AUTH" "$V1/customers/$CUSTOMER/upcoming_invoice?month=$MONTH"
+# Move to another plan from a day (the old one ends the day before), then cancel from a day
+step 201 -X POST "$V1/subscriptions/$SUBSCRIPTION/change_plan" -H "$AUTH" -H "$JSON" \
+  -d '{"plan": "scale", "date": "'"$(day 1)"'"}'
+step 200 -X POST "$V1/subscriptions/$(jget 'd["id"]')/cancel" -H "$AUTH" -H "$JSON" \
+  -d '{"date": "'"$(day 10)"'"}'
+# == end ==
+
 echo "tour complete"
