@@ -28,7 +28,7 @@ def _sections(text: str) -> dict[str, str]:
 
 def test_readme_shows_the_script_sections_verbatim():
     sections = _sections(SCRIPT.read_text())
-    assert set(sections) == {"api", "v1", "usage"}
+    assert set(sections) == {"api", "v1", "usage", "pricing"}
     readme = README.read_text()
     for name, body in sections.items():
         marker = f"<!-- examples/tour.sh: {name} -->\n```sh\n"

@@ -4,6 +4,11 @@ Safe to run again: the data is created once; the admin password is reset and
 a fresh demo API key is printed on every run (older demo keys are revoked).
 It refuses to run when DEBUG is off (production) unless given --force: it would
 reset the `admin` login to a published password.
+
+It renders no PDF: the demo's issued invoices are rendered when first opened
+(`render_pdfs --missing` stores them all). Last month's invoices are background
+invoices left open or finalized, so `run_billing --month` for that month extends
+them with the month's usage instead of adding a second invoice per account.
 """
 
 from __future__ import annotations
