@@ -15,9 +15,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.dispatch import receiver
 
+from invoices.einvoice.facturx import issued_pdf_bytes
 from invoices.jobs import invoices_charge, invoices_finalize, invoices_issue
 from invoices.models import Invoice, InvoiceEvent
-from invoices.pdf import invoice_pdf_bytes
 from invoices.signals import invoice_issued
 
 
@@ -29,7 +29,7 @@ def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
         return ""
     if invoice.pdf and not force:
         return invoice.pdf.name or ""
-    content = invoice_pdf_bytes(invoice)
+    content = issued_pdf_bytes(invoice)
     name = f"{invoice.friendly_id or invoice.pk}.pdf"
     invoice.pdf.save(name, ContentFile(content), save=False)
     # Only the file column changes: an issued invoice's content stays untouched.
