@@ -84,6 +84,8 @@ step 200 "$V1/invoices/$DRAFT" -H "$AUTH"
 # Issue (optionally with a due date), charge the card on file or record a transfer, cancel
 step 200 -X POST "$V1/invoices/$DRAFT/issue" -H "$AUTH" -H "$JSON" -d '{"due_date": "'"$(day 15)"'"}'
 step 200 -X POST "$V1/invoices/$DRAFT/charge" -H "$AUTH" -H "Idempotency-Key: charge-$DRAFT-$RUN"
+# The issued invoice as an EN 16931 e-invoice (UBL, or syntax=cii)
+step 200 "$V1/invoices/$DRAFT/einvoice?syntax=ubl" -H "$AUTH"
 step 200 -X POST "$V1/invoices/$ISSUED/mark_paid" -H "$AUTH" -H "$JSON" \
   -d '{"method": "bank_transfer", "reference": "WIRE-0042"}'
 step 201 -X POST "$V1/invoices" -H "$AUTH" -H "$JSON" \
