@@ -203,7 +203,11 @@ class AccountViewSet(ThreeScaleViewSet):
         if not fields.get("org_name"):
             raise Unprocessable.on("org_name", "can't be blank")
         account = services.account_create(**fields)
-        return Response(_account_document(request, account), status=201)
+        return Response(
+            _account_document(request, account),
+            status=201,
+            headers={"Location": request.build_absolute_uri(f"/admin/api/accounts/{account.pk}")},
+        )
 
     @extend_schema(
         summary="Account List",
@@ -215,8 +219,8 @@ class AccountViewSet(ThreeScaleViewSet):
         responses=s.responses(200, ThreeScaleAccountListSerializer, errors=(403,)),
     )
     def list(self, request, format=None):
-        """Accounts that are not deleted, by name."""
-        qs = account_visible_to(self.api_key).order_by("org_name", "id")
+        """Accounts that are not deleted, by id (as 3scale lists them)."""
+        qs = account_visible_to(self.api_key).order_by("id")
         states = list_values(request.query_params, "state")
         if states:
             # Only real states reach the database (a NUL character would make it raise).

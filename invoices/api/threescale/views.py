@@ -44,7 +44,8 @@ from invoices.pdf import invoice_pdf_response
 from invoices.selectors import invoice_visible_for_account, invoice_visible_to
 
 DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 20
+# 3scale's code accepts 1..500 (its reference docs say 20): we follow the code.
+MAX_PER_PAGE = 500
 # 3scale's `PUT .../state` names the target state; `cancel` is the one alias.
 STATE_ALIASES = {"cancel": Invoice.State.CANCELLED}
 PERIOD_FORMAT_MESSAGE = "Billing period format should be YYYY-MM"
@@ -84,6 +85,22 @@ def _period(value, *, ignore_objects: bool = False):
     return period
 
 
+# Rails wraps the body keys that are Invoice attributes under `invoice`.
+INVOICE_ATTRIBUTES = frozenset(
+    {f.name for f in Invoice._meta.concrete_fields} | {"period", "friendly_id", "invoice"}
+)
+
+
+def _has_invoice_attributes(data) -> bool:
+    keys = data.keys() if hasattr(data, "keys") else ()
+    return any(key in INVOICE_ATTRIBUTES or str(key).startswith("invoice[") for key in keys)
+
+
+def _location(request, path: str) -> str:
+    """The created resource's URL, as Rails' `respond_with` sends it with a 201."""
+    return request.build_absolute_uri(path)
+
+
 @extend_schema(tags=["3scale: invoices"])
 class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     """Invoices: list, create, read, update, state change and charge."""
@@ -113,13 +130,21 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         raw_account_id = param(request, "account_id")
         if raw_account_id is None or raw_account_id == "":
             raise MissingParameter("account_id")
-        account_id = optional_id(raw_account_id, "account_id")
+        try:
+            account_id = optional_id(raw_account_id, "account_id")
+        except Unprocessable:
+            account_id = None  # no such account either
         account = account_visible_to(self.api_key).filter(pk=account_id or 0).first()
         if account is None:
-            raise Unprocessable.on("account_id", "not found")
+            # Rails validates the invoice's buyer: an unknown id leaves it blank.
+            raise Unprocessable.on("buyer_account", "can't be blank")
         period = _period(param(request, "period", wrapper="invoice"))
         invoice = services.invoice_create(account=account, period=period, actor=self.actor)
-        return Response(invoice_document(request, invoice), status=201)
+        return Response(
+            invoice_document(request, invoice),
+            status=201,
+            headers={"Location": _location(request, f"/api/invoices/{invoice.pk}")},
+        )
 
     @extend_schema(
         summary="Invoice Read",
@@ -137,8 +162,12 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         ),
     )
     def update(self, request, pk=None, format=None):
-        """Change `period` and/or `friendly_id`; every other key is ignored."""
+        """Change `period` and/or `friendly_id`; every other key is ignored.
+
+        A body with no invoice attribute at all is 400, as Rails' `params.require`."""
         invoice = self.get_invoice(pk)
+        if not _has_invoice_attributes(request.data):
+            raise MissingParameter("invoice")
         period = _period(param(request, "period", wrapper="invoice"), ignore_objects=True)
         friendly_id = param(request, "friendly_id", wrapper="invoice")
         if isinstance(friendly_id, (dict, list)):
@@ -191,7 +220,11 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         """Charge the buyer's card for a pending, unpaid or failed invoice."""
         invoice = self.get_invoice(pk)
         invoice = services.invoice_charge(invoice=invoice, actor=self.actor)
-        return Response(invoice_document(request, invoice), status=201)
+        return Response(
+            invoice_document(request, invoice),
+            status=201,
+            headers={"Location": _location(request, f"/api/invoices/{invoice.pk}")},
+        )
 
 
 @extend_schema(tags=["3scale: invoices"])
@@ -248,7 +281,13 @@ class LineItemViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         invoice = self.get_invoice(invoice_id)
         fields = self._line_fields(request)
         line = services.line_item_add(invoice=invoice, actor=self.actor, **fields)
-        return Response(line_item_document(request, line, buyer_id=invoice.account_id), status=201)
+        return Response(
+            line_item_document(request, line, buyer_id=invoice.account_id),
+            status=201,
+            headers={
+                "Location": _location(request, f"/api/invoices/{invoice.pk}/line_items/{line.pk}")
+            },
+        )
 
     @extend_schema(
         summary="Delete Line Item of an Invoice",
