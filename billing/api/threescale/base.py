@@ -26,6 +26,7 @@ from billing.api.threescale.renderers import (
     ThreeScaleJSONRenderer,
     ThreeScaleXMLRenderer,
 )
+from billing.api.threescale.schema import ThreeScaleAutoSchema
 
 MAX_CREDENTIAL_BODY_BYTES = 64 * 1024
 
@@ -116,6 +117,7 @@ class ThreeScaleViewSet(ViewSet):
         TextXMLParser,
     ]
     content_negotiation_class = ThreeScaleContentNegotiation
+    schema = ThreeScaleAutoSchema()
 
     def get_exception_handler(self):
         return threescale_exception_handler

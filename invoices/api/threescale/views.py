@@ -8,7 +8,6 @@ from django.core import signing
 from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_safe
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework.exceptions import NotAcceptable, NotFound
 from rest_framework.response import Response
@@ -304,13 +303,16 @@ class LineItemViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
                 "(`error`).",
             ),
             (403, shared.XML): OpenApiResponse(
-                OpenApiTypes.STR, description="<errors>…</errors> or <error>…</error>"
+                PolymorphicProxySerializer(
+                    component_name="ThreeScaleLineItemDeleteRefusalXML",
+                    serializers=[shared.ErrorsXMLSchema, shared.ErrorSchema],
+                    resource_type_field_name=None,
+                ),
+                description="<errors>…</errors> or <error>…</error>",
             ),
             (404, shared.JSON): OpenApiResponse(shared.NotFoundSchema, description="Not found."),
             (404, shared.XML): shared.EMPTY_XML,
-            (406, shared.XML): OpenApiResponse(
-                OpenApiTypes.STR, description="Unknown format (only .json and .xml); empty body."
-            ),
+            (406, shared.TEXT): shared.UNKNOWN_FORMAT,
         },
     )
     def destroy(self, request, invoice_id=None, pk=None, format=None):
@@ -401,7 +403,7 @@ class InvoicePdfViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
             (403, shared.JSON): OpenApiResponse(shared.ErrorSchema, description="Access denied."),
             (404, shared.JSON): OpenApiResponse(shared.NotFoundSchema, description="Not found."),
             # Without `Accept: application/json` the errors are 3scale's XML ones.
-            (403, shared.XML): OpenApiResponse(OpenApiTypes.STR, description="<error>…</error>"),
+            (403, shared.XML): OpenApiResponse(shared.ErrorSchema, description="<error>…</error>"),
             (404, shared.XML): shared.EMPTY_XML,
         },
     )
