@@ -151,8 +151,8 @@ class LinkHeaderPagination(BasePagination):
                 "name": self.page_query_param,
                 "in": "query",
                 "required": False,
-                "description": "Page number, from 1.",
-                "schema": {"type": "integer", "minimum": 1, "default": 1},
+                "description": f"Page number, 1 to {MAX_PAGE}.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
             },
             {
                 "name": self.page_size_query_param,

@@ -36,6 +36,9 @@ DEFAULT_ORDERING = "-created_at"
 
 class MonthField(forms.CharField):
     def to_python(self, value):
+        if value == "":
+            # `?month=` names no month: refused, as the schema's pattern does.
+            raise forms.ValidationError("must be a month as YYYY-MM")
         value = super().to_python(value)
         if value in self.empty_values:
             return None

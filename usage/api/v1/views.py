@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Account
 from billing.api.errors import ApiError, ErrorSerializer
-from billing.api.idempotency import IdempotencyMixin
+from billing.api.idempotency import KEY_SCHEMA, IdempotencyMixin
 from billing.api.permissions import HasApiKey, request_api_key
 from billing.api.v1 import V1APIMixin
 from usage import selectors, services
@@ -188,17 +188,29 @@ _USAGE_BODY = {
     "application/jsonl": OpenApiTypes.BINARY,
 }
 
+_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    KEY_SCHEMA,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Makes a retried POST safe: the first response is stored for 24 hours and "
+    "replayed for the same key and body.",
+)
 _CENTS = Decimal("0.01")
 _REPORT_PARAMETERS = [
     OpenApiParameter("start_date", OpenApiTypes.DATE, required=True, description="Inclusive."),
     OpenApiParameter("end_date", OpenApiTypes.DATE, required=True, description="Inclusive."),
     OpenApiParameter("filters.region", str, description="Also accepted as `region`."),
     OpenApiParameter("filters.service", str, description="Also accepted as `service`."),
-    OpenApiParameter("account_id", int),
+    OpenApiParameter("account_id", {"type": "integer", "minimum": 1}),
     OpenApiParameter("resource_id", str),
     OpenApiParameter("group_by", str, enum=["service", "region", "resource", "day"]),
-    OpenApiParameter("page", int),
-    OpenApiParameter("per_page", int, description=f"Default 100, at most {MAX_PER_PAGE}."),
+    OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+    OpenApiParameter(
+        "per_page",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+        description=f"Default 100, at most {MAX_PER_PAGE}.",
+    ),
 ]
 
 
@@ -215,6 +227,7 @@ class UsageIngestView(IdempotencyMixin, V1APIMixin, APIView):
             "account and id) counts as a duplicate."
         ),
         request=_USAGE_BODY,
+        parameters=[_IDEMPOTENCY_HEADER],
         responses={
             201: OpenApiResponse(UsageIngestResultSerializer, description="Records stored."),
             200: OpenApiResponse(
@@ -281,12 +294,21 @@ class UsageReportView(IdempotencyMixin, V1APIMixin, APIView):
 
     @extend_schema(
         request=UsageReportRequestSerializer,
+        parameters=[_IDEMPOTENCY_HEADER],
         responses={200: UsageReportSerializer, **_errors(400, 401, 404, 409, 413, 415, 422)},
     )
     def post(self, request) -> Response:
         body = request.data
         if not isinstance(body, dict):
             raise ApiError("The body must be a JSON object.", code="validation_error")
+        nulls = sorted(name for name, value in body.items() if value is None)
+        if nulls:
+            # A null is not "not given": the schema refuses it, and so does the server.
+            raise ApiError(
+                "The request has invalid fields; see details.",
+                code="validation_error",
+                details={name: ["may not be null"] for name in nulls},
+            )
         filters = body.get("filters") or {}
         if not isinstance(filters, dict):
             raise ApiError(
