@@ -177,6 +177,11 @@ class UsageReportRequestSerializer(serializers.Serializer):
     per_page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PER_PAGE)
 
 
+# The body as JSON: one record or an array of them. JSON Lines
+# (`application/x-ndjson`, also `application/jsonl`) is read too and described
+# in the operation's text: a schema listing it beside an array body makes
+# openapi-python-client generate a function that cannot send either (it tests
+# `isinstance(body, list[...])`, which Python refuses).
 _USAGE_BODY = {
     "application/json": PolymorphicProxySerializer(
         component_name="UsageIngest",
@@ -184,8 +189,6 @@ _USAGE_BODY = {
         resource_type_field_name=None,
         many=False,
     ),
-    "application/x-ndjson": OpenApiTypes.BINARY,
-    "application/jsonl": OpenApiTypes.BINARY,
 }
 
 _IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -222,9 +225,10 @@ class UsageIngestView(IdempotencyMixin, V1APIMixin, APIView):
     @extend_schema(
         description=(
             "One record (a JSON object), an array of records (at most "
-            f"{MAX_BATCH_RECORDS}), or JSON Lines (`application/x-ndjson`, one record per "
-            "line). The batch is stored whole or not at all; a record already stored (same "
-            "account and id) counts as a duplicate."
+            f"{MAX_BATCH_RECORDS}), or JSON Lines: `Content-Type: application/x-ndjson` "
+            "(or `application/jsonl`), one UsageRecordSchema object per line. The batch is "
+            "stored whole or not at all; a record already stored (same account and id) counts "
+            "as a duplicate."
         ),
         request=_USAGE_BODY,
         parameters=[_IDEMPOTENCY_HEADER],
