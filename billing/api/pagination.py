@@ -85,8 +85,9 @@ def _int_or_none(value: str | None) -> int | None:
 
 def _positive_int(request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
+    # `?page=` (empty) is refused like any other non-number, as the schema says.
     message = f"must be an integer from 1 to {maximum}"
     try:
         value = parsing.parse_int(raw, minimum=1, maximum=maximum)

@@ -157,7 +157,7 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         summary="Invoice Update",
         request=s.ThreeScaleInvoiceUpdateSerializer,
         responses=shared.responses(
-            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)
+            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(400, 403, 404, 422)
         ),
     )
     def update(self, request, pk=None, format=None):
@@ -183,7 +183,7 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         summary="Invoice Update (PATCH)",
         request=s.ThreeScaleInvoiceUpdateSerializer,
         responses=shared.responses(
-            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)
+            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(400, 403, 404, 422)
         ),
     )
     def partial_update(self, request, pk=None, format=None):

@@ -85,7 +85,9 @@ class IntegerFilter(django_filters.Filter):
     field_class = forms.IntegerField
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\d{4}-\d{2}$", "example": "2026-03"})
+@extend_schema_field(
+    {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "example": "2026-03"}
+)
 class MonthFilter(django_filters.Filter):
     field_class = MonthField
 
