@@ -230,3 +230,18 @@ class TestUpdateAndDelete:
         )
         assert response.status_code == 422
         assert list(response.json()["errors"]) == ["buyer_account"]
+
+
+class TestFind:
+    def test_finds_by_billing_email_in_any_case(self, client, key):
+        account = AccountFactory(org_name="Findable", billing_email="ap@findable.test")
+        response = client.get(url("/admin/api/accounts/find.json", key, email="AP@findable.test"))
+        assert response.status_code == 200
+        assert response.json()["account"]["id"] == account.pk
+
+    @pytest.mark.parametrize("params", [{}, {"email": "nobody@x.test"}, {"username": "ap"}])
+    def test_nothing_found_is_404(self, client, key, params):
+        AccountFactory(billing_email="ap@findable.test")
+        response = client.get(url("/admin/api/accounts/find.json", key, **params))
+        assert response.status_code == 404
+        assert response.json() == {"status": "Not found"}

@@ -1009,7 +1009,7 @@ class TestAsThreeScaleAnswers:
         assert response.content.startswith(b"The server does not understand")
 
     def test_unknown_admin_api_path_is_404_not_the_login_page(self, client, key):
-        response = client.get(url("/admin/api/accounts/find.json", key, email="a@b.test"))
+        response = client.get(url("/admin/api/applications.json", key))
         assert response.status_code == 404
         assert "login" not in response.get("Location", "")
 
