@@ -39,3 +39,10 @@ def account_visible_to(api_key: ApiKey | None) -> QuerySet[Account]:
     if api_key is not None and api_key.account_id is not None:
         qs = qs.filter(pk=api_key.account_id)
     return qs
+
+
+def account_find_by_email(api_key: ApiKey | None, email: str) -> Account | None:
+    """The visible account whose billing e-mail is `email` (any case); the oldest if several."""
+    if not email:
+        return None
+    return account_visible_to(api_key).filter(billing_email__iexact=email).order_by("id").first()

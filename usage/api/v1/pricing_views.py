@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import account_visible_to
 from billing.api.errors import ApiError, ErrorSerializer
-from billing.api.idempotency import IdempotencyMixin
+from billing.api.idempotency import KEY_SCHEMA, IdempotencyMixin
 from billing.api.pagination import LinkHeaderPagination
 from billing.api.permissions import (
     HasApiKey,
@@ -77,7 +77,7 @@ _WRITE_ERRORS = {
 _LIST_ERRORS = {**_READ_ERRORS, 400: _error("A bad page, per_page or filter, named in `details`.")}
 _IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    KEY_SCHEMA,
     OpenApiParameter.HEADER,
     required=False,
     description="Makes a retried POST safe: the first response is stored for 24 hours and "
