@@ -706,14 +706,22 @@ def _link_rated(
             for offset in range(0, len(rows), chunk):
                 part = rows[offset : offset + chunk]
                 values = ", ".join(["(%s, %s, %s)"] * len(part))
+                owners = sorted({account for _, account, _ in part})
                 cursor.execute(
                     # VALUES columns are column1..3 (line, account, metric) on both
-                    # PostgreSQL and SQLite.
+                    # PostgreSQL and SQLite. The account list lets the planner read
+                    # the batch's accounts through the (account, start_time) index.
                     f"UPDATE {table} SET line_item_id = s.column1 FROM (VALUES {values}) AS s "
-                    f"WHERE {table}.account_id = s.column2 AND {table}.metric = s.column3 "
+                    f"WHERE {table}.account_id IN ({', '.join(['%s'] * len(owners))}) "
+                    f"AND {table}.account_id = s.column2 AND {table}.metric = s.column3 "
                     f"AND {table}.start_time >= %s AND {table}.start_time < %s "
                     f"AND ({table}.line_item_id IS NULL OR {table}.line_item_id <> s.column1)",
-                    [*(value for row in part for value in row), adapt(start), adapt(end)],
+                    [
+                        *(value for row in part for value in row),
+                        *owners,
+                        adapt(start),
+                        adapt(end),
+                    ],
                 )
                 result.records_billed += cursor.rowcount
     # Records a removed line billed were unlinked with it; these are records whose
