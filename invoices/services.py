@@ -1005,6 +1005,8 @@ class BackgroundLinesResult:
     line_ids: dict[tuple[int, str], int] = field(default_factory=dict)
     invoices_created: int = 0
     invoices_updated: int = 0
+    # The accounts whose invoice this call created (none of its lines existed before).
+    created_for: set[int] = field(default_factory=set)
     lines_created: int = 0
     lines_updated: int = 0
     lines_removed: int = 0
@@ -1267,6 +1269,7 @@ def invoices_upsert_background_lines(
         result.lines_updated += len(updated)
         if is_new:
             result.invoices_created += 1
+            result.created_for.add(pk)
         else:
             result.invoices_updated += 1
         events.append(

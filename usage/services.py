@@ -725,13 +725,13 @@ def _link_rated(
                 )
                 result.records_billed += cursor.rowcount
     # Records a removed line billed were unlinked with it; these are records whose
-    # line still exists but no longer bills them (their days changed plan).
-    stale = (
-        UsageRecord.objects.of_month(period)
-        .filter(account_id__in=accounts, metric__isnull=False, line_item__isnull=False)
-        .exclude(line_item_id__in=list(expected))
-    )
-    stale.update(line_item=None)
+    # line still exists but no longer bills them (their days changed plan). A
+    # brand-new invoice has no such line.
+    existing = [pk for pk in accounts if pk not in written.created_for]
+    if existing:
+        UsageRecord.objects.of_month(period).filter(
+            account_id__in=existing, metric__isnull=False, line_item__isnull=False
+        ).exclude(line_item_id__in=list(expected)).update(line_item=None)
     if not expected:
         return []
     linked = dict(
