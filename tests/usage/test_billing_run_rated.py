@@ -51,7 +51,7 @@ def subscribed(account=None, *, start: int = 11, plan=None):
     return account
 
 
-def lines_of(account) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+def lines_of(account) -> list[tuple]:
     invoice = Invoice.objects.get(account=account, creation_type="background")
     return [
         (line.source.split(":")[0], line.name, line.quantity, line.unit_price, line.cost)
