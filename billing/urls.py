@@ -3,9 +3,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from billing.views import healthz
+from billing.views import healthz, home
 
 urlpatterns = [
+    path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
     path("admin/api/", include("accounts.api.threescale.urls")),
     path("admin/", admin.site.urls),

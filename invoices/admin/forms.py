@@ -3,6 +3,9 @@ and the action forms' fields are named after the service's parameters they fill.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import cast
+
 from django import forms
 
 from invoices import services
@@ -38,7 +41,8 @@ class InvoiceForm(forms.ModelForm):
         return value
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if not self.instance.pk or self.errors:
             return cleaned
         changed = {
@@ -60,6 +64,12 @@ class InvoiceForm(forms.ModelForm):
         return account
 
 
+def _as_written(value: Decimal, *, min_places: int) -> Decimal:
+    """801.0000 -> 801, 0.04160000 -> 0.0416, 49.00000000 -> 49.00 (min_places=2)."""
+    places = max(-cast(int, value.normalize().as_tuple().exponent), min_places, 0)
+    return value.quantize(Decimal(1).scaleb(-places))
+
+
 class LineItemForm(forms.ModelForm):
     """New lines are validated by the service's own rules; saved lines are read-only."""
 
@@ -75,9 +85,16 @@ class LineItemForm(forms.ModelForm):
             # it may carry usage records and a source the billing run relies on.
             for field in self.fields.values():
                 field.disabled = True
+            # Shown as written, not padded to the column's places (801, not 801.0000).
+            for name in ("quantity", "unit_price"):
+                value = self.initial.get(name)
+                if value is not None:
+                    places = 2 if name == "unit_price" else 0
+                    self.initial[name] = _as_written(value, min_places=places)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.instance.pk or not self.has_changed():
             return cleaned
         quantity, unit_price = cleaned.get("quantity"), cleaned.get("unit_price")

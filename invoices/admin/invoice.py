@@ -10,6 +10,7 @@ that hit indexes, related rows fetched in bulk.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
@@ -25,15 +26,18 @@ from billing.lib.months import month_start
 from billing.lib.paging import EstimatedCountPaginator
 from invoices import services
 from invoices.admin import actions as invoice_actions
+from invoices.admin.display import party_block, plain_number, timeline_html
 from invoices.admin.filters import (
     AccountFilter,
     CurrencyFilter,
+    DateRangeFilter,
     MonthFilter,
+    OutstandingFilter,
     OverdueFilter,
     is_id,
 )
 from invoices.admin.forms import InvoiceForm
-from invoices.admin.inlines import InvoiceEventInline, LineItemInline, PaymentTransactionInline
+from invoices.admin.inlines import LineItemInline, PaymentTransactionInline
 from invoices.exceptions import InvoiceError
 from invoices.models import Invoice, LineItem
 from invoices.pdf import format_amount, invoice_pdf_response
@@ -43,7 +47,7 @@ State = Invoice.State
 # Above this many rows the per-currency totals would scan too much on each page view.
 MAX_TOTALS_ROWS = 200_000
 
-STATE_COLOURS = {
+STATE_COLOURS: dict[str, str] = {
     State.OPEN: "#6b7280",
     State.FINALIZED: "#2563eb",
     State.PENDING: "#b26a00",
@@ -75,10 +79,18 @@ class InvoiceAdmin(admin.ModelAdmin):
         "issued",
         "due",
         "total",
-        "currency",
     )
     list_display_links = ("number",)
-    list_filter = ("state", MonthFilter, CurrencyFilter, OverdueFilter, AccountFilter)
+    list_filter = (
+        OutstandingFilter,
+        OverdueFilter,
+        "state",
+        MonthFilter,
+        CurrencyFilter,
+        ("issued_on", DateRangeFilter),
+        ("due_on", DateRangeFilter),
+        AccountFilter,
+    )
     search_fields = ("friendly_id", "account__org_name", "account__billing_email")
     search_help_text = "An invoice number (or its start), an organisation or an e-mail address."
     list_select_related = ("account",)
@@ -88,7 +100,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("account",)
-    inlines = (LineItemInline, PaymentTransactionInline, InvoiceEventInline)
+    # The event log is shown as sentences (`timeline`), not as a table of rows.
+    inlines = (LineItemInline, PaymentTransactionInline)
     actions = (
         "finalize_invoices",
         "issue_invoices",
@@ -108,12 +121,39 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_list_template = "admin/invoices/invoice/change_list.html"
     change_form_template = "admin/invoices/invoice/change_form.html"
 
+    # The invoice page, as a clerk reads it: what it is, what it costs, when, who.
+    detail_fieldsets = (
+        (
+            "Amounts",
+            {"fields": (("subtotal", "vat", "total"), ("vat_rate_shown", "vat_code_shown"))},
+        ),
+        (
+            "Dates",
+            {
+                "fields": (
+                    ("issued_on", "due_on", "paid_at"),
+                    ("finalized_at", "cancelled_at"),
+                    ("charge_attempts", "last_charge_attempt_at"),
+                    ("created_at", "updated_at"),
+                )
+            },
+        ),
+        ("Buyer and seller", {"fields": (("buyer", "seller"),)}),
+        ("Timeline", {"fields": ("timeline",)}),
+    )
     detail_fields = (
         "state_label",
         "creation_type",
         "currency",
-        "vat_rate",
-        "vat_code",
+        "pdf_link",
+        "vat_rate_shown",
+        "vat_code_shown",
+        "tax_treatment",
+        "tax_category",
+        "tax_mention",
+        "tax_exemption_reason",
+        "seller_country_code",
+        "buyer_country_code",
         "subtotal",
         "vat",
         "total",
@@ -124,11 +164,11 @@ class InvoiceAdmin(admin.ModelAdmin):
         "cancelled_at",
         "charge_attempts",
         "last_charge_attempt_at",
-        "pdf_link",
-        "buyer_details",
-        "seller_details",
         "created_at",
         "updated_at",
+        "buyer",
+        "seller",
+        "timeline",
     )
 
     # -- columns
@@ -161,15 +201,23 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="total", ordering="cost")
     def total(self, invoice: Invoice) -> str:
-        return format_amount(invoice.cost, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.cost, invoice.currency)}"
 
     @admin.display(description="subtotal")
     def subtotal(self, invoice: Invoice) -> str:
-        return format_amount(invoice.cost_without_vat, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.cost_without_vat, invoice.currency)}"
 
     @admin.display(description="VAT")
     def vat(self, invoice: Invoice) -> str:
-        return format_amount(invoice.vat_amount, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.vat_amount, invoice.currency)}"
+
+    @admin.display(description="VAT rate")
+    def vat_rate_shown(self, invoice: Invoice) -> str:
+        return f"{plain_number(invoice.vat_rate)} %" if invoice.vat_rate is not None else "—"
+
+    @admin.display(description="VAT code")
+    def vat_code_shown(self, invoice: Invoice) -> str:
+        return invoice.vat_code or "—"
 
     @admin.display(description="PDF")
     def pdf_link(self, invoice: Invoice) -> str:
@@ -181,6 +229,24 @@ class InvoiceAdmin(admin.ModelAdmin):
         else:
             note = "rendered now, watermarked"
         return format_html('<a href="{}">Download PDF</a> ({})', url, note)
+
+    @admin.display(description="buyer")
+    def buyer(self, invoice: Invoice) -> str:
+        if not invoice.buyer_details and invoice.account_id:
+            return format_html(
+                "{}<br><span class='help'>Frozen from the account when the invoice is "
+                "issued.</span>",
+                invoice.account.org_name,
+            )
+        return party_block(invoice.buyer_details)
+
+    @admin.display(description="seller")
+    def seller(self, invoice: Invoice) -> str:
+        return party_block(invoice.seller_details, seller=True)
+
+    @admin.display(description="what happened")
+    def timeline(self, invoice: Invoice) -> str:
+        return timeline_html(invoice)
 
     # -- queryset and search
 
@@ -204,10 +270,27 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     # -- the change form
 
-    def get_fields(self, request, obj=None):
+    def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return ("account", "period")
-        return ("account", "period", "friendly_id", *self.detail_fields)
+            return ((None, {"fields": ("account", "period")}),)
+        head = (
+            None,
+            {
+                "fields": (
+                    ("friendly_id", "state_label"),
+                    ("account", "period"),
+                    ("currency", "creation_type"),
+                    "pdf_link",
+                )
+            },
+        )
+        return (head, *self.detail_fieldsets)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and not obj.is_editable:
+            # Nothing is typed on a read-only page: no "leave empty…" advice under it.
+            kwargs["help_texts"] = {}
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -218,7 +301,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         return ("account", "period", "friendly_id", *self.detail_fields)
 
     def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
+        initial: dict[str, Any] = super().get_changeform_initial_data(request)
         initial.setdefault("period", month_start(timezone.now().date()))
         return initial
 
@@ -242,13 +325,45 @@ class InvoiceAdmin(admin.ModelAdmin):
         invoice = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if invoice is not None:
-            extra_context["allowed_actions"] = self.allowed_actions(request, invoice)
+            extra_context["allowed_actions"] = [
+                (name, label, reverse("admin:invoices_invoice_act", args=[invoice.pk, name]))
+                for name, label in self.allowed_actions(request, invoice)
+            ]
         if invoice is not None and not invoice.is_editable:
-            # Issued or cancelled: nothing on the page can be saved, so offer no Save.
+            # Issued or cancelled: nothing on the page can be saved, so offer no Save,
+            # and call the page what it is.
             extra_context.update(
-                show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+                title=f"View invoice {invoice}",
+                show_save=False,
+                show_save_and_continue=False,
+                show_save_and_add_another=False,
+            )
+        elif invoice is not None and "title" not in extra_context:
+            extra_context["title"] = (
+                f"Edit finalized invoice {invoice}"
+                if invoice.friendly_id
+                else f"Edit draft #{invoice.pk}"
             )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def action_view(self, request, object_id, name):
+        """One of the list's actions on this invoice alone, from a button on its page.
+
+        The action is the list's own (same service, same form, same report); only
+        where the clerk lands afterwards differs: back on the invoice.
+        """
+        invoice = self.get_object(request, object_id)
+        if invoice is None:
+            raise Http404("No such invoice.")
+        page = reverse("admin:invoices_invoice_change", args=[invoice.pk])
+        offered = self.get_actions(request)
+        if name not in offered or getattr(offered[name][0], "to_state", None) is None:
+            raise Http404("No such action.")
+        if request.method != "POST":
+            return redirect(page)
+        func = offered[name][0]
+        response = func(self, request, self.get_queryset(request).filter(pk=invoice.pk))
+        return response if response is not None else redirect(page)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
@@ -338,7 +453,12 @@ class InvoiceAdmin(admin.ModelAdmin):
                 "<path:object_id>/pdf/",
                 self.admin_site.admin_view(self.pdf_view),
                 name="invoices_invoice_pdf",
-            )
+            ),
+            path(
+                "<path:object_id>/act/<str:name>/",
+                self.admin_site.admin_view(self.action_view),
+                name="invoices_invoice_act",
+            ),
         ]
         return custom + urls
 
@@ -361,9 +481,11 @@ class InvoiceAdmin(admin.ModelAdmin):
         if cl.result_count > MAX_TOTALS_ROWS:
             context["selection_totals_skipped"] = MAX_TOTALS_ROWS
             return response
-        # One GROUP BY over the filtered list, not a loop over its rows.
+        # One GROUP BY over the filtered list, not a loop over its rows. Only issued
+        # invoices count: a draft is not owed yet, a cancelled one never will be.
         rows = (
-            cl.queryset.order_by()
+            cl.queryset.filter(state__in=Invoice.ISSUED_STATES)
+            .order_by()
             .values("currency")
             .annotate(invoices=Count("id"), subtotal=Sum("cost_without_vat"), total=Sum("cost"))
             .order_by("currency")

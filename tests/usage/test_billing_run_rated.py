@@ -13,8 +13,8 @@ from invoices import services as invoice_services
 from invoices.api.v1.serializers import _line_item
 from invoices.models import Invoice, LineItem
 from tests.factories import AccountFactory
+from tests.support.pricing import api_calls, metered, scale_plan
 from tests.support.usage import record
-from tests.usage.pricing_helpers import api_calls, metered, scale_plan
 from tests.usage.test_billing_run import assert_identities, snapshot
 from usage import services
 from usage.models import Metric, Plan, UsageRecord

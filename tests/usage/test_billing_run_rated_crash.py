@@ -21,7 +21,7 @@ from invoices.models import Invoice, LineItem
 from tests.factories import AccountFactory
 from tests.support.artifacts import record_figures
 from tests.support.billing_run import manage
-from tests.usage.pricing_helpers import scale_plan
+from tests.support.pricing import scale_plan
 from usage import rating, selectors
 from usage import services as usage_services
 from usage.models import UsageRecord

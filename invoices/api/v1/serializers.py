@@ -1,4 +1,4 @@
-"""The /v1 invoice representation (seed 000's short and rich forms in one) and request bodies.
+"""The /v1 invoice representation (the short and the rich form in one) and request bodies.
 
 Output: amounts are Decimals rounded to the invoice currency's minor unit and
 rendered as JSON numbers. `amount` and `total` are the invoice's cost (VAT

@@ -1,4 +1,4 @@
-"""The JSON API of seed 000 under /v1: invoices."""
+"""The JSON API under /v1: invoices."""
 
 from rest_framework.routers import SimpleRouter
 

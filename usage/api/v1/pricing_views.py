@@ -113,6 +113,7 @@ class _PricingViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
 
     def _list(self, queryset, serializer_class) -> Response:
         page = self.paginate_queryset(queryset)
+        assert page is not None  # the view sets a pagination class
         return self.get_paginated_response([serializer_class(item).data for item in page])
 
 
@@ -121,7 +122,7 @@ class _CatalogueViewSet(_PricingViewSet):
     lookup_value_regex = CODE_REGEX
 
     def get_permissions(self):
-        permissions = super().get_permissions()
+        permissions = list(super().get_permissions())
         if self.request.method not in ("GET", "HEAD", "OPTIONS"):
             permissions.append(ProviderWideKey())
         return permissions

@@ -223,7 +223,7 @@ class UsageReportView(IdempotencyMixin, V1APIMixin, APIView):
 
 
 def money_number(amount: Decimal) -> Decimal:
-    """Trailing zeros dropped, but at least two decimals: 0.500000 -> 0.50 (as in seed 000)."""
+    """Trailing zeros dropped, but at least two decimals: 0.500000 -> 0.50."""
     normalized = amount.normalize()
     if normalized.as_tuple().exponent > -2:  # type: ignore[operator]
         return amount.quantize(_CENTS)
