@@ -4,8 +4,10 @@ Loads the data if it is not there yet (bench/generate.py: 10,000 accounts,
 1,000,000 invoices, 10,000,000 usage records at --scale 1), starts the app
 under gunicorn as production runs it, and measures with wrk at 16 connections
 after a warm-up: the /api and /v1 invoice reads, the usage report, usage
-ingestion, a billing run of one month, PDF rendering and a stored PDF served,
-against a hello-world view as the ceiling. Prints a table and writes
+ingestion, a billing run of one month of pre-rated usage, a billing run of
+one month of plans (1,000,000 metered records for 10,000 subscribed accounts,
+rated by a graduated plan), PDF rendering and a stored PDF served, against a
+hello-world view as the ceiling. Prints a table and writes
 bench-results/results.json. Figures, never assertions: a missed target is
 reported, not failed.
 
@@ -30,6 +32,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +53,14 @@ LIST_P99_MS = 50.0
 INGEST_RECORDS_PER_S = 50_000
 REPORT_P50_MS = 50.0
 BILLING_RUN_S = 60.0
+RATED_BILLING_RUN_S = 60.0
+# The rated billing run: 1,000,000 metered records for 10,000 subscribed accounts at --scale 1.
+RATED_RECORDS = 1_000_000
+RATED_ACCOUNTS = 10_000
+RATED_METRIC = "bench_calls"
+RATED_PLAN = "bench-rated"
+# Rows measured without the server (`--only billing_run,rated_billing_run` needs no wrk).
+OFFLINE_ROWS = ("billing_run", "rated_billing_run")
 PDF_P50_MS = 150.0
 WORKER_MEMORY_MB = 150.0
 
@@ -89,6 +100,7 @@ class Fixture:
     report_start: str
     report_end: str
     billing_month: dt.date
+    rated_month: dt.date
     pdf_invoice_id: int
     accounts: list[int]
 
@@ -199,6 +211,7 @@ def make_fixture() -> Fixture:
         report_start=f"{report_month:%Y-%m-%d}",
         report_end=f"{month_end(report_month):%Y-%m-%d}",
         billing_month=months_back(today, 1),
+        rated_month=months_back(today, 0),
         pdf_invoice_id=pdf_invoice(),
         accounts=accounts,
     )
@@ -617,6 +630,52 @@ class Bench:
             undo_billing_run(month)
             vacuum()
 
+    def rated_billing_run(self, env: dict[str, str]) -> None:
+        """The billing run of a month of plans: a monthly fee and graduated metered usage
+        for every subscribed account (load_rated_data), nothing pre-rated."""
+        if not self.wanted("rated_billing_run"):
+            return
+        month = self.fixture.rated_month
+        row = Row(
+            name="rated_billing_run",
+            title=f"manage.py run_billing --month {month:%Y-%m} (plans)",
+        )
+        loaded = load_rated_data(self.args.scale, month)
+        undo_billing_run(month)
+        vacuum()
+        command = [sys.executable, "manage.py", "run_billing", "--month", f"{month:%Y-%m}"]
+        load_before = load_average()
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True
+        )
+        elapsed = time.perf_counter() - started
+        try:
+            if done.returncode != 0:
+                row.status = "failed"
+                row.note = (done.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
+                self.add(row, server_memory=False)
+                return
+            invoices, lines, records = billing_run_counts(month)
+            row.figure, row.unit = round(elapsed, 1), "s"
+            row.target = f"<= {RATED_BILLING_RUN_S:.0f} s"
+            row.met = elapsed <= RATED_BILLING_RUN_S
+            row.extra = {
+                "subscribed_accounts": loaded["accounts"],
+                "rated_records": loaded["records"],
+                "invoices_created": invoices,
+                "lines_created": lines,
+                "records_billed": records,
+                "records_per_s": round(records / elapsed) if elapsed else None,
+                "load_average_before": load_before,
+                "load_average_after": load_average(),
+            }
+            row.note = f"{invoices:,} invoices, {lines:,} lines, {records:,} rated records"
+            self.add(row, server_memory=False)
+        finally:
+            undo_billing_run(month)
+            vacuum()
+
     # PDF rendering ----------------------------------------------------------------------
 
     def pdf(self) -> None:
@@ -711,6 +770,95 @@ def render_pool(invoice_id: int, processes: int, count: int) -> float:
         return time.perf_counter() - started
 
 
+def load_rated_data(scale: float, month: dt.date) -> dict:
+    """Plans and metered usage for the rated billing run, loaded once per scale.
+
+    The first RATED_ACCOUNTS x scale bench accounts subscribe from the first of
+    `month` (a month with no pre-rated usage) to a plan in their currency: 100.00
+    a month and graduated calls (0-1,000 free, then 0.01, above 10,000 0.005);
+    RATED_RECORDS x scale metered records are spread over them and over the
+    month's first 28 days, generated inside PostgreSQL.
+    """
+    from django.db import connection, transaction
+
+    from accounts.models import Account
+    from usage.models import Metric, Plan, Subscription, UsageRecord
+    from usage.subscriptions import metric_create, plan_create
+
+    accounts = max(int(RATED_ACCOUNTS * scale), 10)
+    records = max(int(RATED_RECORDS * scale), 100)
+    ids = list(
+        Account.objects.billable()
+        .filter(org_name__startswith="Customer ")
+        .order_by("pk")
+        .values_list("pk", flat=True)[:accounts]
+    )
+    subscribed = Subscription.objects.filter(plan__code__startswith=RATED_PLAN)
+    metered = UsageRecord.objects.filter(metric=RATED_METRIC)
+    if (
+        subscribed.filter(start_date=month).count() == len(ids)
+        and metered.of_month(month).count() == records
+    ):
+        return {"accounts": len(ids), "records": records, "loaded_now": False}
+    say(f"  loading the rated data: {len(ids):,} subscriptions, {records:,} metered records")
+    started = time.monotonic()
+    if not Metric.objects.filter(code=RATED_METRIC).exists():
+        metric_create(code=RATED_METRIC, name="API calls", unit="calls", aggregation="sum")
+    tiers = [
+        {"up_to": 1000, "unit_amount": "0"},
+        {"up_to": 10000, "unit_amount": "0.01"},
+        {"up_to": None, "unit_amount": "0.005"},
+    ]
+    plans = {}
+    for currency in ("USD", "EUR"):
+        code = f"{RATED_PLAN}-{currency.lower()}"
+        plans[currency] = Plan.objects.filter(code=code).first() or plan_create(
+            code=code,
+            name="Bench Scale",
+            currency=currency,
+            amount=Decimal("100.00"),
+            charges=[{"metric": RATED_METRIC, "model": "graduated", "tiers": tiers}],
+        )
+    currencies = dict(Account.objects.filter(pk__in=ids).values_list("pk", "currency"))
+    with transaction.atomic():
+        metered.delete()
+        subscribed.delete()
+        # Fixture data, loaded in bulk like bench/generate.py's (no account has a
+        # subscription yet, so none can overlap).
+        Subscription.objects.bulk_create(
+            [
+                Subscription(account_id=pk, plan=plans[currencies[pk]], start_date=month)
+                for pk in ids
+            ],
+            batch_size=2000,
+        )
+        with connection.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO usage_usagerecord (account_id, client_id, resource_id, resource_name,
+                    service, region, start_time, end_time, duration, cost, metric, quantity)
+                SELECT (%(ids)s::bigint[])[j %% %(n)s + 1], 'rated-' || j, 'r-' || (j %% 7), '',
+                    'API', 'global',
+                    %(start)s::timestamptz + ((j / %(n)s) %% 28) * interval '1 day'
+                        + (j %% 86400) * interval '1 second',
+                    %(start)s::timestamptz + ((j / %(n)s) %% 28) * interval '1 day'
+                        + (j %% 86400) * interval '1 second',
+                    0, NULL, %(metric)s, (j %% 250) + 1
+                FROM generate_series(0, %(records)s - 1) AS j
+                """,
+                {
+                    "ids": ids,
+                    "n": len(ids),
+                    "start": dt.datetime.combine(month, dt.time(), tzinfo=dt.UTC),
+                    "metric": RATED_METRIC,
+                    "records": records,
+                },
+            )
+    vacuum()
+    say(f"  rated data loaded in {time.monotonic() - started:.1f} s")
+    return {"accounts": len(ids), "records": records, "loaded_now": True}
+
+
 def vacuum() -> None:
     """Clear the dead rows the ingestion and the billing run left, so the next run
     starts from the same state (autovacuum would get there, in its own time)."""
@@ -793,9 +941,13 @@ def machine() -> dict:
         "postgresql": pg,
         "python": platform.python_version(),
         "os": platform.platform(),
-        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-        .stdout.split("[")[0]
-        .strip(),
+        "wrk": (
+            subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+            .stdout.split("[")[0]
+            .strip()
+            if wrk.wrk_available()
+            else None
+        ),
     }
 
 
@@ -892,7 +1044,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.warmup is None:
         args.warmup = 2 if args.duration >= 5 else 0
-    if not wrk.wrk_available():
+    # The billing runs alone need neither the server nor wrk.
+    offline = bool(args.only) and all(name in OFFLINE_ROWS for name in args.only)
+    if not offline and not wrk.wrk_available():
         say("bench/run.py needs wrk (apt-get install wrk)", stream=sys.stderr)
         return 2
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -927,14 +1081,16 @@ def main() -> int:
     server = Gunicorn(
         env, port=args.port, workers=args.workers, log_path=args.output.parent / "gunicorn.log"
     )
-    with server:
-        bench = Bench(args, server, fixture)
-        bench.reads()
-        bench.stored_pdf()
-        bench.ingest()
-        bench.memory()
+    bench = Bench(args, server, fixture)
+    if not offline:
+        with server:
+            bench.reads()
+            bench.stored_pdf()
+            bench.ingest()
+            bench.memory()
     bench.pdf()
     bench.billing_run(env)
+    bench.rated_billing_run(env)
     rows = bench.rows
     print_table(rows)
 
@@ -954,6 +1110,7 @@ def main() -> int:
             "deep_page": fixture.deep_page,
             "list_month": fixture.list_month,
             "billing_month": f"{fixture.billing_month:%Y-%m}",
+            "rated_month": f"{fixture.rated_month:%Y-%m}",
         },
         "data": {**counts, "loading": loading},
         "rows": [asdict(row) for row in rows],

@@ -1007,8 +1007,11 @@ class BackgroundLinesResult:
     line_ids: dict[tuple[int, str], int] = field(default_factory=dict)
     invoices_created: int = 0
     invoices_updated: int = 0
+    # The accounts whose invoice this call created (none of its lines existed before).
+    created_for: set[int] = field(default_factory=set)
     lines_created: int = 0
     lines_updated: int = 0
+    lines_removed: int = 0
     # Net amount (without VAT) added to the invoices, per currency.
     amount: dict[str, Decimal] = field(default_factory=dict)
     # Accounts left alone: the month's background invoice is already issued,
@@ -1076,6 +1079,7 @@ def invoices_upsert_background_lines(
     actor: str,
     reason: str = "",
     now: dt.datetime | None = None,
+    replace_prefixes: tuple[str, ...] = (),
 ) -> BackgroundLinesResult:
     """Put lines on each account's background invoice of `period`, in bulk.
 
@@ -1089,6 +1093,12 @@ def invoices_upsert_background_lines(
     each changed invoice gets one `line_added` event. Accounts whose lines break
     a limit are refused whole (`rejected`), the others are written.
 
+    `replace_prefixes` makes the specs the whole set of lines with those source
+    prefixes: a line of an account in `lines_by_account` (its list may be empty)
+    whose source starts with one of them and that no spec names is removed
+    from the open or finalized invoice (records it billed are unlinked). A run
+    that recomputes a month from scratch passes the prefixes of its lines.
+
     Locks, in the documented order: the accounts, then their invoices, so two
     runs over the same accounts queue and the second finds the work done.
     Rows are written with a few bulk statements whatever the number of
@@ -1097,7 +1107,9 @@ def invoices_upsert_background_lines(
     now = now or timezone.now()
     period = validate_period(period, now)
     result = BackgroundLinesResult()
-    wanted = {pk: list(specs) for pk, specs in lines_by_account.items() if specs}
+    wanted = {
+        pk: list(specs) for pk, specs in lines_by_account.items() if specs or replace_prefixes
+    }
     if not wanted:
         return result
     accounts = {
@@ -1139,6 +1151,8 @@ def invoices_upsert_background_lines(
     # Decide everything in memory first, so a limit breached by the invoice's
     # new total refuses the account before anything is written.
     plans: list[tuple[int, Invoice, bool, Decimal, list[LineSpec], list[tuple]]] = []
+    removed: list[int] = []
+    removals: dict[int, int] = {}
     for pk in billable:
         account = accounts[pk]
         found = invoices.get(pk)
@@ -1173,7 +1187,19 @@ def invoices_upsert_background_lines(
                 result.line_ids[(pk, spec.source)] = current[0]
                 continue
             costs[spec.source] = cost
-        if not is_new and not created and not updated:
+        stale = []
+        if replace_prefixes:
+            names = {spec.source for spec in wanted[pk]}
+            stale = [
+                line[0]
+                for source, line in lines.items()
+                if source.startswith(replace_prefixes) and source not in names
+            ]
+            for source in [s for s in costs if s.startswith(replace_prefixes) and s not in names]:
+                del costs[source]
+        if is_new and not created:
+            continue
+        if not is_new and not created and not updated and not stale:
             continue
         cost_without_vat, vat, total = invoice_totals(
             sum(costs.values(), ZERO), vat_rate=invoice.vat_rate, currency=invoice.currency
@@ -1184,7 +1210,14 @@ def invoices_upsert_background_lines(
         invoice.cost_without_vat, invoice.vat_amount, invoice.cost = cost_without_vat, vat, total
         invoice.updated_at = now
         plans.append((pk, invoice, is_new, before, created, updated))
+        removed.extend(stale)
+        if stale:
+            result.lines_removed += len(stale)
+            removals[invoice.pk] = len(stale)
 
+    if removed:
+        # Through the ORM, so the usage records they billed are unlinked (SET_NULL).
+        LineItem.objects.filter(pk__in=removed).delete()
     new_invoices = [invoice for _, invoice, is_new, *_ in plans if is_new]
     Invoice.objects.bulk_create(new_invoices, batch_size=1000)
     events = [
@@ -1238,6 +1271,7 @@ def invoices_upsert_background_lines(
         result.lines_updated += len(updated)
         if is_new:
             result.invoices_created += 1
+            result.created_for.add(pk)
         else:
             result.invoices_updated += 1
         events.append(
@@ -1249,6 +1283,7 @@ def invoices_upsert_background_lines(
                 data={
                     "lines_created": len(created),
                     "lines_updated": len(updated),
+                    **({"lines_removed": removals[invoice.pk]} if invoice.pk in removals else {}),
                     "cost_without_vat": str(invoice.cost_without_vat),
                     "added": str(added),
                 },

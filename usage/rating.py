@@ -11,6 +11,7 @@ Tiers are ascending with inclusive upper bounds (`up_to`), the last one open
 tier, 1,001..10,000 in the second, the rest in the third.
 
 Days are inclusive ranges of dates; a month is its first day (billing.lib.months).
+Lines are `invoices.services.LineSpec`, the form the billing run writes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from billing.lib import months
 from billing.lib.money import ZERO, line_cost, quantize
+from invoices.services import LineSpec
 
 ONE = Decimal(1)
 PRICE_PLACES = 8
@@ -31,18 +33,6 @@ NAME_MAX = 255  # invoices.models.LineItem.name
 
 TYPE_PLAN_FEE = "plan_fee"  # invoices.models.LineItem.Type.PLAN_FEE
 TYPE_USAGE = "usage"  # invoices.models.LineItem.Type.USAGE
-
-
-@dataclass(frozen=True)
-class LineSpec:
-    """An invoice line to write. Mirrors invoices.services.LineSpec field for field."""
-
-    name: str
-    quantity: Decimal
-    unit_price: Decimal
-    type: str
-    source: str
-    description: str = ""
 
 
 # --- numbers and labels ----------------------------------------------------------

@@ -13,6 +13,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.models import Account, ApiKey
 from billing.lib import months
+from invoices.services import LineSpec
 from usage import rating
 from usage.models import Charge, Metric, Plan, Subscription, UsageRecord
 
@@ -172,7 +173,7 @@ def metric_usage(
     }
 
 
-def rate_account_month(account: Account | int, month: dt.date) -> list[rating.LineSpec]:
+def rate_account_month(account: Account | int, month: dt.date) -> list[LineSpec]:
     """The plan lines an account owes for `month`: fees, setup fees and rated usage.
 
     Every subscription active on a day of the month contributes, in start
@@ -187,15 +188,42 @@ def rate_account_month(account: Account | int, month: dt.date) -> list[rating.Li
 _AGGREGATE_COLUMN = {"sum": "total", "max": "peak", "count": "records", "unique_count": "resources"}
 
 
-def rate_accounts_month(
-    account_ids: Iterable[int], month: dt.date
-) -> dict[int, list[rating.LineSpec]]:
+def rate_accounts_month(account_ids: Iterable[int], month: dt.date) -> dict[int, list[LineSpec]]:
     """`rate_account_month` for many accounts at once, in a handful of queries.
 
     Accounts without a subscription in the month are absent. The usage is
     aggregated with one query per distinct range of active days (usually
     one: the whole month), grouped by account and metric.
     """
+    return {pk: rated.lines for pk, rated in rated_accounts_month(account_ids, month).items()}
+
+
+@dataclass(frozen=True)
+class ChargeLink:
+    """The metered records one charge line bills: the account's records of `metric`
+    on days `first`..`last` (its subscription's active days), `records` of them
+    when the month was rated."""
+
+    source: str
+    metric: str
+    first: dt.date
+    last: dt.date
+    records: int
+
+
+@dataclass
+class RatedMonth:
+    """One account's month as the billing run rates it."""
+
+    lines: list[LineSpec] = dataclasses.field(default_factory=list)
+    # The currencies of the plans rated (the invoice's must be the same).
+    currencies: set[str] = dataclasses.field(default_factory=set)
+    links: list[ChargeLink] = dataclasses.field(default_factory=list)
+
+
+def rated_accounts_month(account_ids: Iterable[int], month: dt.date) -> dict[int, RatedMonth]:
+    """`rate_accounts_month` with what the billing run also needs: the plans'
+    currencies and, for each charge line that bills records, which records."""
     month = months.month_start(month)
     ids = sorted(set(account_ids))
     subscriptions = list(
@@ -220,6 +248,7 @@ def rate_accounts_month(
         metrics.update({charge.metric_code: charge.aggregation for charge in terms.charges})
 
     usage: dict[tuple[int, tuple[dt.date, dt.date]], dict[str, Decimal]] = {}
+    counts: dict[tuple[int, tuple[dt.date, dt.date], str], int] = {}
     for days, (accounts, metrics) in by_range.items():
         if not metrics:
             continue
@@ -228,8 +257,9 @@ def rate_accounts_month(
             usage.setdefault((row["account_id"], days), {})[row["metric"]] = Decimal(
                 row[column] or 0
             )
+            counts[(row["account_id"], days, row["metric"])] = row["records"]
 
-    lines: dict[int, list[rating.LineSpec]] = {}
+    result: dict[int, RatedMonth] = {}
     for subscription, terms, days in rated:
         # Each subscription reads only its own metrics' aggregation: two subscriptions
         # on the same days are impossible (they never overlap).
@@ -239,10 +269,21 @@ def rate_accounts_month(
             )
             for charge in terms.charges
         }
-        lines.setdefault(subscription.account_id, []).extend(
-            rating.rate_subscription_month(terms, month, own)
-        )
-    return lines
+        lines = rating.rate_subscription_month(terms, month, own)
+        account = result.setdefault(subscription.account_id, RatedMonth())
+        account.lines.extend(lines)
+        account.currencies.add(terms.currency)
+        for (_, metric), source in rating.charge_line_sources(lines).items():
+            account.links.append(
+                ChargeLink(
+                    source=source,
+                    metric=metric,
+                    first=days[0],
+                    last=days[1],
+                    records=counts.get((subscription.account_id, days, metric), 0),
+                )
+            )
+    return result
 
 
 def _metric_aggregates(
@@ -268,7 +309,7 @@ def _metric_aggregates(
     )
 
 
-def prerated_usage_lines(account_id: int, month: dt.date) -> list[rating.LineSpec]:
+def prerated_usage_lines(account_id: int, month: dt.date) -> list[LineSpec]:
     """The pre-rated records of the month as the billing run bills them:
     one line per service and region, its unit price the sum of their costs."""
     start, end = months.month_bounds(months.month_start(month))
@@ -281,11 +322,11 @@ def prerated_usage_lines(account_id: int, month: dt.date) -> list[rating.LineSpe
         )
         .order_by()
         .values("service", "region")
-        .annotate(total=Sum("cost"), records=Count("id"))
+        .annotate(total=Sum("cost"), records=Count("id"), seconds=Sum("duration"))
         .order_by("service", "region")
     )
     return [
-        rating.LineSpec(
+        LineSpec(
             name=f"{row['service']} usage, {row['region']}"[:255],
             quantity=Decimal(1),
             unit_price=row["total"].quantize(Decimal(1).scaleb(-rating.PRICE_PLACES)),
@@ -293,7 +334,8 @@ def prerated_usage_lines(account_id: int, month: dt.date) -> list[rating.LineSpe
             source=f"usage:{row['service']}:{row['region']}",
             description=(
                 f"{row['service']} in {row['region']}, {month:%B %Y}: "
-                f"{row['records']} usage records"
+                f"{row['records']} usage records, "
+                f"{(Decimal(row['seconds'] or 0) / 3600).quantize(Decimal('0.01'))} hours"
             ),
         )
         for row in rows
@@ -302,7 +344,7 @@ def prerated_usage_lines(account_id: int, month: dt.date) -> list[rating.LineSpe
 
 def change_plan_preview(
     subscription: Subscription, plan: Plan, date: dt.date
-) -> tuple[list[rating.LineSpec], list[rating.LineSpec]]:
+) -> tuple[list[LineSpec], list[LineSpec]]:
     """The plan lines of `date`'s month as they stand, and as they would be after moving
     `subscription` to `plan` from `date` (usage so far). Saves nothing."""
     month = months.month_start(date)

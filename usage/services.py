@@ -27,29 +27,33 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection, connections, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Account
 from billing.lib.money import UNIT_PRICE_DECIMAL_PLACES, ZERO
-from billing.lib.months import FIRST_BILLABLE_MONTH, month_start
+from billing.lib.months import FIRST_BILLABLE_MONTH, month_end, month_start
 from invoices.models import Invoice, LineItem
 from invoices.services import (
     BackgroundLinesResult,
     LineSpec,
     invoices_upsert_background_lines,
 )
+from usage import selectors
 from usage.exceptions import (
     InvalidBillingMonth,
     UsageBatchEmpty,
     UsageBatchTooLarge,
     UsageRecordsInvalid,
 )
-from usage.models import Metric, UsageRecord
+from usage.models import Metric, Subscription, UsageRecord
 from usage.validation import COLUMNS, MAX_BATCH_RECORDS, CleanRecord, clean_record
 
 BILLING_ACTOR = "system:billing_run"
 USAGE_SOURCE_PREFIX = "usage:"
+# Sources of the lines rating writes (plan fees, setup fees, charges): each run
+# recomputes them from the whole month and removes those no longer produced.
+RATED_SOURCE_PREFIXES = ("plan:", "setup:", "charge:")
 BILLING_BATCH_ACCOUNTS = 500
 _UNIT_PRICE_PLACES = Decimal(1).scaleb(-UNIT_PRICE_DECIMAL_PLACES)
 
@@ -295,21 +299,24 @@ class BillingRunResult:
     invoices_updated: int = 0
     lines_created: int = 0
     lines_updated: int = 0
+    lines_removed: int = 0
     records_billed: int = 0
     # Net amount (without VAT) added to invoices by this run, per currency.
     amount: dict[str, Decimal] = field(default_factory=dict)
     # Accounts whose invoice for the month is already issued: their late usage
-    # stays unbilled, {account_id: unbilled records}.
+    # (pre-rated or metered) stays unbilled, {account_id: unbilled records}.
     skipped_issued: dict[int, int] = field(default_factory=dict)
     # Accounts with unbilled usage that are not billable (deleted).
     skipped_unbillable: dict[int, int] = field(default_factory=dict)
     # Accounts whose usage would break an invoice limit: {account_id: why}.
     rejected: dict[int, str] = field(default_factory=dict)
+    # Metered records of the month left unbilled after the run: {account_id: records}.
+    unrated: dict[int, int] = field(default_factory=dict)
 
     def merge(self, other: BillingRunResult) -> None:
         """Add the counts of one batch, billed on another thread."""
         for name in ("accounts", "invoices_created", "invoices_updated", "lines_created",
-                     "lines_updated", "records_billed"):  # fmt: skip
+                     "lines_updated", "lines_removed", "records_billed"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for currency, amount in other.amount.items():
             self.amount[currency] = self.amount.get(currency, ZERO) + amount
@@ -326,11 +333,13 @@ class BillingRunResult:
             "invoices_updated": self.invoices_updated,
             "lines_created": self.lines_created,
             "lines_updated": self.lines_updated,
+            "lines_removed": self.lines_removed,
             "records_billed": self.records_billed,
             "amount": {currency: str(value) for currency, value in sorted(self.amount.items())},
             "skipped_issued": {str(k): v for k, v in sorted(self.skipped_issued.items())},
             "skipped_unbillable": {str(k): v for k, v in sorted(self.skipped_unbillable.items())},
             "rejected": {str(k): v for k, v in sorted(self.rejected.items())},
+            "unrated": {str(k): v for k, v in sorted(self.unrated.items())},
         }
 
 
@@ -372,9 +381,17 @@ def usage_bill_month(
     result = BillingRunResult(month=period, dry_run=dry_run)
 
     unbilled = UsageRecord.objects.unbilled(period).prerated()
+    subscribed = Subscription.objects.overlapping(period, month_end(period))
+    stale = _rated_lines(period)
     if account_id is not None:
         unbilled = unbilled.filter(account_id=account_id)
-    candidates = sorted(set(unbilled.order_by().values_list("account_id", flat=True).distinct()))
+        subscribed = subscribed.filter(account_id=account_id)
+        stale = stale.filter(invoice__account_id=account_id)
+    candidates = sorted(
+        set(unbilled.order_by().values_list("account_id", flat=True).distinct())
+        | set(subscribed.order_by().values_list("account_id", flat=True).distinct())
+        | set(stale.order_by().values_list("invoice__account_id", flat=True).distinct())
+    )
     billable = set(
         Account.objects.billable().filter(pk__in=candidates).values_list("pk", flat=True)
     )
@@ -387,6 +404,7 @@ def usage_bill_month(
     parallel = workers > 1 and not dry_run and connection.vendor == "postgresql"
     if parallel and len(batches) > 1:
         _bill_in_parallel(batches, period, now, result, workers, progress)
+        result.unrated = _unrated_counts(period, account_id)
         return result
     outer = transaction.atomic() if dry_run else contextlib.nullcontext()
     with outer:
@@ -394,9 +412,39 @@ def usage_bill_month(
             _bill_accounts(batch, period, now, result)
             if progress is not None:
                 progress(len(batch))
+        result.unrated = _unrated_counts(period, account_id)
         if dry_run:
             transaction.set_rollback(True)
     return result
+
+
+def _rated_lines(period: dt.date) -> QuerySet[LineItem]:
+    """Plan lines (fees, setup fees, rated usage) on the month's open or finalized
+    background invoices: an account that has some is rated again even when it
+    no longer has a subscription in the month (its lines go)."""
+    return LineItem.objects.filter(
+        invoice__period=period,
+        invoice__creation_type=Invoice.CreationType.BACKGROUND,
+        invoice__state__in=Invoice.EDITABLE_STATES,
+    ).filter(
+        Q(source__startswith=RATED_SOURCE_PREFIXES[0])
+        | Q(source__startswith=RATED_SOURCE_PREFIXES[1])
+        | Q(source__startswith=RATED_SOURCE_PREFIXES[2])
+    )
+
+
+def _unrated_counts(period: dt.date, account_id: int | None) -> dict[int, int]:
+    """Metered records of the month no line bills: on days without a subscription,
+    of a metric the plan does not charge, or of an account not billed."""
+    qs = UsageRecord.objects.unbilled(period).filter(metric__isnull=False)
+    if account_id is not None:
+        qs = qs.filter(account_id=account_id)
+    return dict(
+        qs.order_by()
+        .values("account_id")
+        .annotate(records=Count("id"))
+        .values_list("account_id", "records")
+    )
 
 
 def _bill_in_parallel(
@@ -436,7 +484,6 @@ def _bill_in_parallel(
 def _unbilled_counts(account_ids: Iterable[int], period: dt.date) -> dict[int, int]:
     rows = (
         UsageRecord.objects.unbilled(period)
-        .prerated()
         .filter(account_id__in=list(account_ids))
         .order_by()
         .values("account_id")
@@ -490,49 +537,101 @@ def _bill_accounts(
 ) -> None:
     """Bill one batch of accounts in one transaction.
 
-    Each usage line must be exactly the sum of the records linked to it: the
-    line amounts are the month's unbilled usage plus what the line already
-    bills; the records are linked after the lines exist; and a record that
-    arrived in between (linked, but not in the amount) is caught by a second
-    count and its line corrected before the transaction commits.
+    Pre-rated usage: each usage line must be exactly the sum of the records
+    linked to it: the line amounts are the month's unbilled usage plus what the
+    line already bills; the records are linked after the lines exist; and a
+    record that arrived in between (linked, but not in the amount) is caught by
+    a second count and its line corrected before the transaction commits.
+
+    Plans: the month is rated from scratch (`usage.selectors.rated_accounts_month`)
+    and its lines replace every plan line of the invoice, so a re-run changes
+    nothing and a back-dated plan change is reflected; each charge's metered
+    records are linked to its first line, and a record that arrived while the
+    lines were written makes the account be rated again.
     """
     # Locks in the documented order: accounts first (the invoices follow in
     # invoices_upsert_background_lines). A second run over the same accounts
-    # waits here and then finds the work done.
-    locked = list(
+    # waits here and then finds the work done. Subscriptions change under the
+    # same account lock, so the plans read below stay as they are.
+    currency_of = dict(
         Account.objects.select_for_update()
         .billable()
         .filter(pk__in=account_ids)
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "currency")
     )
+    locked = sorted(currency_of)
+    rated = selectors.rated_accounts_month(locked, period)
+    refused = {}
+    for pk, month in rated.items():
+        others = sorted(month.currencies - {currency_of[pk]})
+        if others:
+            refused[pk] = (
+                f"the plan's currency {', '.join(others)} differs from the account's "
+                f"currency {currency_of[pk]}"
+            )
+    result.rejected.update(refused)
+    billing = [pk for pk in locked if pk not in refused]
+
     unbilled = _usage_totals(
-        UsageRecord.objects.unbilled(period).prerated().filter(account_id__in=locked)
+        UsageRecord.objects.unbilled(period).prerated().filter(account_id__in=billing)
     )
-    if not unbilled:
-        return
-    accounts = sorted({account for account, _, _ in unbilled})
     # What the lines of the month's open or finalized background invoices
     # already bill: a re-run adds to it.
     usage = dict(unbilled)
-    billed = _usage_totals(
-        UsageRecord.objects.of_month(period).filter(
-            account_id__in=accounts,
-            line_item__invoice__period=period,
-            line_item__invoice__creation_type=Invoice.CreationType.BACKGROUND,
-            line_item__invoice__state__in=Invoice.EDITABLE_STATES,
+    if unbilled:
+        billed = _usage_totals(
+            UsageRecord.objects.of_month(period).filter(
+                account_id__in=sorted({account for account, _, _ in unbilled}),
+                line_item__invoice__period=period,
+                line_item__invoice__creation_type=Invoice.CreationType.BACKGROUND,
+                line_item__invoice__state__in=Invoice.EDITABLE_STATES,
+            )
         )
-    )
-    for key, (records, cost, seconds) in billed.items():
-        if key in usage:
-            more = usage[key]
-            usage[key] = (records + more[0], cost + more[1], seconds + more[2])
-    lines = _lines(period, usage)
+        for key, (records, cost, seconds) in billed.items():
+            if key in usage:
+                more = usage[key]
+                usage[key] = (records + more[0], cost + more[1], seconds + more[2])
+    prerated = _lines(period, usage)
+    lines = {pk: (rated[pk].lines if pk in rated else []) + prerated.get(pk, []) for pk in billing}
     written = invoices_upsert_background_lines(
-        period=period, lines_by_account=lines, actor=BILLING_ACTOR, reason=_reason(period), now=now
+        period=period,
+        lines_by_account=lines,
+        actor=BILLING_ACTOR,
+        reason=_reason(period),
+        now=now,
+        replace_prefixes=RATED_SOURCE_PREFIXES,
     )
     _add_written(result, written, period)
+    done = [
+        pk
+        for pk in billing
+        if pk not in written.skipped_issued
+        and pk not in written.skipped_unbillable
+        and pk not in written.rejected
+    ]
+    late = _link_rated(period, {pk: rated[pk] for pk in done if pk in rated}, written, done, result)
+    for _ in range(3):
+        # Metered records that arrived while the lines were written: rate those
+        # accounts again (their lines then bill exactly the records linked).
+        if not late:
+            break
+        again = selectors.rated_accounts_month(late, period)
+        fixed = invoices_upsert_background_lines(
+            period=period,
+            lines_by_account={pk: again[pk].lines if pk in again else [] for pk in late},
+            actor=BILLING_ACTOR,
+            reason=_reason(period),
+            now=now,
+            replace_prefixes=RATED_SOURCE_PREFIXES,
+        )
+        result.amount = _sum_amounts(result.amount, fixed.amount)
+        late = _link_rated(
+            period, {pk: again[pk] for pk in late if pk in again}, fixed, late, result
+        )
 
+    if not unbilled:
+        return
     links = {
         line_id: (account, service, region)
         for account, service, region in usage
@@ -574,6 +673,79 @@ def _bill_accounts(
         result.amount = _sum_amounts(result.amount, fixed.amount)
 
 
+def _link_rated(
+    period: dt.date,
+    rated: dict[int, selectors.RatedMonth],
+    written: BackgroundLinesResult,
+    accounts: list[int],
+    result: BillingRunResult,
+) -> list[int]:
+    """Link the metered records of `accounts` to the charge lines that bill them and
+    unlink those no line bills any more; returns the accounts whose lines did
+    not count the records now linked (a record arrived meanwhile)."""
+    if not accounts:
+        return []
+    # (first, last) -> [(line_id, account_id, metric)]: usually one range, the whole month.
+    by_days: dict[tuple[dt.date, dt.date], list[tuple[int, int, str]]] = defaultdict(list)
+    expected: dict[int, tuple[int, int]] = {}
+    for pk, month in rated.items():
+        for link in month.links:
+            line_id = written.line_ids.get((pk, link.source))
+            if line_id is None:
+                continue
+            by_days[(link.first, link.last)].append((line_id, pk, link.metric))
+            expected[line_id] = (pk, link.records)
+    table = connection.ops.quote_name(UsageRecord._meta.db_table)
+    # SQLite allows fewer variables per statement than PostgreSQL.
+    chunk = 5000 if connection.vendor == "postgresql" else 200
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        for (first, last), rows in sorted(by_days.items()):
+            start = dt.datetime.combine(first, dt.time.min, tzinfo=dt.UTC)
+            end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+            for offset in range(0, len(rows), chunk):
+                part = rows[offset : offset + chunk]
+                values = ", ".join(["(%s, %s, %s)"] * len(part))
+                owners = sorted({account for _, account, _ in part})
+                cursor.execute(
+                    # VALUES columns are column1..3 (line, account, metric) on both
+                    # PostgreSQL and SQLite. The account list lets the planner read
+                    # the batch's accounts through the (account, start_time) index.
+                    f"UPDATE {table} SET line_item_id = s.column1 FROM (VALUES {values}) AS s "
+                    f"WHERE {table}.account_id IN ({', '.join(['%s'] * len(owners))}) "
+                    f"AND {table}.account_id = s.column2 AND {table}.metric = s.column3 "
+                    f"AND {table}.start_time >= %s AND {table}.start_time < %s "
+                    f"AND ({table}.line_item_id IS NULL OR {table}.line_item_id <> s.column1)",
+                    [
+                        *(value for row in part for value in row),
+                        *owners,
+                        adapt(start),
+                        adapt(end),
+                    ],
+                )
+                result.records_billed += cursor.rowcount
+    # Records a removed line billed were unlinked with it; these are records whose
+    # line still exists but no longer bills them (their days changed plan). A
+    # brand-new invoice has no such line.
+    existing = [pk for pk in accounts if pk not in written.created_for]
+    if existing:
+        UsageRecord.objects.of_month(period).filter(
+            account_id__in=existing, metric__isnull=False, line_item__isnull=False
+        ).exclude(line_item_id__in=list(expected)).update(line_item=None)
+    if not expected:
+        return []
+    linked = dict(
+        UsageRecord.objects.filter(line_item_id__in=list(expected))
+        .order_by()
+        .values("line_item_id")
+        .annotate(records=Count("id"))
+        .values_list("line_item_id", "records")
+    )
+    return sorted(
+        {pk for line_id, (pk, records) in expected.items() if linked.get(line_id, 0) != records}
+    )
+
+
 def _reason(period: dt.date) -> str:
     return f"billing run {period:%Y-%m}"
 
@@ -588,6 +760,7 @@ def _add_written(result: BillingRunResult, written: BackgroundLinesResult, perio
     result.invoices_updated += written.invoices_updated
     result.lines_created += written.lines_created
     result.lines_updated += written.lines_updated
+    result.lines_removed += written.lines_removed
     result.amount = _sum_amounts(result.amount, written.amount)
     result.rejected.update(written.rejected)
     if written.skipped_issued:

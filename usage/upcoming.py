@@ -16,9 +16,8 @@ from accounts.models import Account
 from billing.lib.money import ZERO, line_cost, quantize
 from invoices.api.v1.serializers import InvoiceSerializer, _customer, _line_item
 from invoices.models import Invoice, LineItem
-from invoices.services import invoice_totals
+from invoices.services import LineSpec, invoice_totals
 from usage import selectors
-from usage.rating import LineSpec
 
 # Sources of the lines the billing run writes; every other line of the
 # month's background invoice (added by staff) stays as it is.

@@ -146,3 +146,32 @@ class TestUpsertBackgroundLines:
         assert set(result.rejected) == {bad.pk}
         assert not Invoice.objects.filter(account=bad).exists()
         assert Invoice.objects.get(account=good).cost_without_vat == Decimal("1.00")
+
+
+@pytest.mark.django_db
+class TestReplacePrefixes:
+    def test_lines_with_the_prefixes_that_no_spec_names_are_removed(self):
+        account = AccountFactory(currency="USD", vat_rate=None)
+        upsert({account.pk: [spec("plan:1", "10"), spec("charge:1:a", "5"), spec("usage:x", "1")]})
+        invoice = Invoice.objects.get(account=account)
+        services.line_item_add(
+            invoice=invoice, name="manual", quantity=Decimal(1), unit_price=Decimal("2"),
+            actor="staff",
+        )  # fmt: skip
+        result = upsert({account.pk: [spec("plan:2", "7")]}, replace_prefixes=("plan:", "charge:"))
+        invoice.refresh_from_db()
+        sources = sorted(invoice.line_items.values_list("source", flat=True))
+        assert sources == ["", "plan:2", "usage:x"]  # the staff line and other sources stay
+        assert (result.lines_created, result.lines_removed) == (1, 2)
+        assert invoice.cost_without_vat == Decimal("10.00")
+        assert_identities(invoice)
+        assert invoice.events.order_by("pk").last().data["lines_removed"] == 2
+
+    def test_an_empty_list_removes_them_all_and_makes_no_invoice_when_there_is_none(self):
+        billed, empty = AccountFactory(), AccountFactory()
+        upsert({billed.pk: [spec("plan:1", "10")]})
+        result = upsert({billed.pk: [], empty.pk: []}, replace_prefixes=("plan:",))
+        assert result.lines_removed == 1
+        assert Invoice.objects.get(account=billed).line_items.count() == 0
+        assert not Invoice.objects.filter(account=empty).exists()
+        assert result.invoices_created == 0

@@ -376,7 +376,8 @@ def test_upcoming_invoice_of_the_reference_example(owner, other):
         ("Scale plan, 11-30 Nov 2026: 1,000 calls; 12,000 calls in total", 0.0),
         ("Scale plan, 11-30 Nov 2026: 9,000 calls; 12,000 calls in total", 90.0),
         ("Scale plan, 11-30 Nov 2026: 2,000 calls; 12,000 calls in total", 10.0),
-        ("EC2 in us-west-1, November 2026: 1 usage records", 0.5),
+        # the pre-rated line described as the billing run writes it
+        ("EC2 in us-west-1, November 2026: 1 usage records, 1.00 hours", 0.5),
     ]
     assert invoice["subtotal"] == invoice["total"] == invoice["amount"] == 167.17
     assert invoice["customer"]["id"] == owner.account.pk

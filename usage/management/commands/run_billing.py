@@ -71,6 +71,7 @@ class Command(BaseCommand):
             f"{prefix}{month:%Y-%m}: {result.accounts} accounts billed, "
             f"{result.invoices_created} invoices created, {result.invoices_updated} updated, "
             f"{result.lines_created} lines created, {result.lines_updated} lines updated, "
+            f"{result.lines_removed} lines removed, "
             f"{result.records_billed} records billed; added {amounts} (without VAT)."
         )
         for account_id, records in sorted(result.skipped_issued.items()):
@@ -81,4 +82,11 @@ class Command(BaseCommand):
         for account_id, records in sorted(result.skipped_unbillable.items()):
             self.stdout.write(
                 f"account {account_id}: {records} records left unbilled, the account is deleted"
+            )
+        for account_id, why in sorted(result.rejected.items()):
+            self.stdout.write(f"account {account_id}: not billed, {why}")
+        for account_id, records in sorted(result.unrated.items()):
+            self.stdout.write(
+                f"account {account_id}: {records} metered records left unbilled, on days "
+                "without a subscription or of a metric its plan does not charge"
             )
