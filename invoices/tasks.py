@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.dispatch import receiver
 
+from invoices.delivery import tasks as delivery_tasks  # noqa: F401 - registers its tasks
 from invoices.jobs import invoices_charge, invoices_finalize, invoices_issue
 from invoices.models import Invoice, InvoiceEvent
 from invoices.pdf import invoice_pdf_bytes

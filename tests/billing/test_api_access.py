@@ -15,6 +15,8 @@ API_PREFIXES = ("api/", "admin/api/", "v1/")
 PUBLIC = {"healthz", "api/schema/", "api/docs/", "api/redoc/"}
 # Guarded by a signature in the path instead of a key: a forged one is refused.
 SIGNED = {"api/invoice_pdfs/x"}
+# The hosted invoice page: its signed token is the credential (tests/invoices/delivery).
+HOSTED_PREFIX = "i/"
 METHODS = ("get", "post", "put", "patch", "delete")
 
 _CONVERTER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
@@ -50,7 +52,7 @@ def test_the_enumeration_finds_every_api():
     assert PUBLIC | SIGNED <= set(ALL_PATHS)
     # A new top-level route must be added to a prefix checked here or to the allow-list.
     others = [p for p in ALL_PATHS if not p.startswith(API_PREFIXES) and p not in PUBLIC]
-    assert all(p.startswith(("admin/", "staff/")) for p in others), others
+    assert all(p.startswith(("admin/", "staff/", HOSTED_PREFIX)) for p in others), others
 
 
 @pytest.mark.django_db
@@ -65,6 +67,14 @@ def test_every_api_route_refuses_an_anonymous_caller(path):
 @pytest.mark.django_db
 def test_a_forged_pdf_link_is_refused():
     assert APIClient().get("/api/invoice_pdfs/x").status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [p for p in ALL_PATHS if p.startswith(HOSTED_PREFIX)])
+def test_a_forged_hosted_invoice_link_is_refused(path):
+    client = APIClient()
+    assert client.get(f"/{path}").status_code in (404, 405)
+    assert client.post(f"/{path}").status_code in (403, 404, 405)
 
 
 @pytest.mark.django_db
