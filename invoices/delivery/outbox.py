@@ -262,7 +262,8 @@ def _record_failure(notification: Notification, exc: Exception, now: dt.datetime
         if endpoint is not None and expired and endpoint.enabled:
             webhook_endpoint_disable(endpoint, reason=f"failing for {retry_window()}: {error}")
         return "failed"
-    next_attempt_at = now + retry_delay(notification.attempts + 1)
+    # `attempts` already counts this one (the claim added it).
+    next_attempt_at = now + retry_delay(notification.attempts)
     Notification.objects.filter(pk=notification.pk).update(
         state=Notification.State.PENDING,
         last_error=error,
