@@ -3,6 +3,8 @@ settings that point at them, and a provider-wide API client."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -11,6 +13,7 @@ from tests.support.receivers import SMTPServer, WebhookReceiver
 
 @pytest.fixture
 def smtp(settings):
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-connection lines
     with SMTPServer() as server:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST = "127.0.0.1"
