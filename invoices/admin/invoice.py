@@ -34,6 +34,7 @@ from invoices.admin.filters import (
 )
 from invoices.admin.forms import InvoiceForm
 from invoices.admin.inlines import InvoiceEventInline, LineItemInline, PaymentTransactionInline
+from invoices.delivery.admin import NotificationInline, revoke_hosted_links
 from invoices.exceptions import InvoiceError
 from invoices.models import Invoice, LineItem
 from invoices.pdf import format_amount, invoice_pdf_response
@@ -88,7 +89,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("account",)
-    inlines = (LineItemInline, PaymentTransactionInline, InvoiceEventInline)
+    inlines = (LineItemInline, PaymentTransactionInline, InvoiceEventInline, NotificationInline)
     actions = (
         "finalize_invoices",
         "issue_invoices",
@@ -97,6 +98,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "cancel_invoices",
         "download_pdfs",
         "export_csv",
+        revoke_hosted_links,
     )
     finalize_invoices = invoice_actions.finalize_invoices
     issue_invoices = invoice_actions.issue_invoices
