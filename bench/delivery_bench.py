@@ -227,7 +227,7 @@ def main() -> int:
             "received": len(receiver.requests),
             "distinct_webhook_ids": len(receiver.unique_ids),
         }
-    print(json.dumps(figures, indent=2))
+    sys.stdout.write(json.dumps(figures, indent=2) + "\n")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(figures, indent=2) + "\n")
