@@ -113,26 +113,43 @@ def _error(description: str) -> OpenApiResponse:
 
 _ERRORS = {
     401: _error("Missing, unknown, revoked or expired API key."),
-    403: _error("Not a write key for all accounts."),
+    403: _error("Not a key for all accounts, or a read key that tries to write."),
     404: _error("No such webhook endpoint."),
 }
+_LIST_ERRORS = {**_ERRORS, 400: _error("Invalid query parameters (page, per_page).")}
+_WRITE_ERRORS = {
+    **_ERRORS,
+    400: _error("Invalid fields, named in `details`; nothing is written."),
+    413: _error("The body is larger than the limit."),
+    415: _error("The body is not JSON."),
+}
+_POST_ERRORS = {
+    **_WRITE_ERRORS,
+    409: _error("A request with the same Idempotency-Key is still running."),
+    422: _error("The Idempotency-Key was used for another request."),
+}
 _ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The endpoint id.")
+_IDEMPOTENCY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Makes a retried POST safe: the first response is stored for 24 hours and "
+    "replayed (with `Idempotent-Replayed: true`) for the same key and body.",
+)
 
 
 @extend_schema_view(
     list=extend_schema(
         summary="List webhook endpoints",
-        responses={200: WebhookEndpointSerializer(many=True), **_ERRORS},
+        responses={200: WebhookEndpointSerializer(many=True), **_LIST_ERRORS},
     ),
     create=extend_schema(
         summary="Create a webhook endpoint",
         description="Answers with the signing `secret`, shown this once.",
         request=WebhookEndpointCreateSerializer,
-        responses={
-            201: WebhookEndpointWithSecretSerializer,
-            400: _error("Invalid fields."),
-            **_ERRORS,
-        },
+        parameters=[_IDEMPOTENCY],
+        responses={201: WebhookEndpointWithSecretSerializer, **_POST_ERRORS},
     ),
     retrieve=extend_schema(
         summary="Get a webhook endpoint",
@@ -144,10 +161,12 @@ _ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The endpoi
         description="`enabled: true` turns an endpoint disabled after repeated failures back on.",
         parameters=[_ID],
         request=WebhookEndpointUpdateSerializer,
-        responses={200: WebhookEndpointSerializer, 400: _error("Invalid fields."), **_ERRORS},
+        responses={200: WebhookEndpointSerializer, **_WRITE_ERRORS},
     ),
     destroy=extend_schema(
-        summary="Delete a webhook endpoint", parameters=[_ID], responses={204: None, **_ERRORS}
+        summary="Delete a webhook endpoint",
+        parameters=[_ID],
+        responses={204: None, **_ERRORS},
     ),
 )
 class WebhookEndpointViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
@@ -197,8 +216,8 @@ class WebhookEndpointViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewS
         summary="Roll the signing secret",
         description="A new secret, shown this once; later messages are signed with it.",
         request=None,
-        parameters=[_ID],
-        responses={200: WebhookEndpointWithSecretSerializer, **_ERRORS},
+        parameters=[_ID, _IDEMPOTENCY],
+        responses={200: WebhookEndpointWithSecretSerializer, **_POST_ERRORS},
     )
     @action(detail=True, methods=["post"])
     def roll_secret(self, request, pk=None):
@@ -209,8 +228,8 @@ class WebhookEndpointViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewS
         summary="Send a test event",
         description="Queues a `webhook.test` event to this endpoint; the delivery shows the outcome.",
         request=None,
-        parameters=[_ID],
-        responses={202: WebhookDeliverySerializer, **_ERRORS},
+        parameters=[_ID, _IDEMPOTENCY],
+        responses={202: WebhookDeliverySerializer, **_POST_ERRORS},
     )
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
@@ -230,7 +249,7 @@ class WebhookEndpointViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewS
         description="Each webhook message to the endpoint, newest first, with every attempt "
         "(time, response code, body excerpt or error).",
         parameters=[_ID],
-        responses={200: WebhookDeliverySerializer(many=True), **_ERRORS},
+        responses={200: WebhookDeliverySerializer(many=True), **_LIST_ERRORS},
     )
     @action(detail=True, methods=["get"])
     def deliveries(self, request, pk=None):
@@ -245,14 +264,18 @@ class WebhookEndpointViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewS
         request=None,
         parameters=[
             _ID,
+            _IDEMPOTENCY,
             OpenApiParameter(
                 "delivery_id", int, OpenApiParameter.PATH, description="The delivery id."
             ),
         ],
         responses={
             202: WebhookDeliverySerializer,
-            409: _error("Still queued or being sent."),
-            **_ERRORS,
+            **_POST_ERRORS,
+            409: _error(
+                "The delivery is still queued or being sent, or a request with the same "
+                "Idempotency-Key is still running."
+            ),
         },
     )
     @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[0-9]+)/replay")
