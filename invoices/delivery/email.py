@@ -107,8 +107,8 @@ def reminders_send(*, today: dt.date | None = None) -> dict:
             if Notification.objects.filter(dedupe_key=f"{dedupe}:email").exists():
                 continue
             with transaction.atomic():
-                invoice = Invoice.objects.select_for_update().select_related("account")
-                invoice = invoice.get(pk=invoice_id)
+                locked = Invoice.objects.select_for_update().select_related("account")
+                invoice = locked.get(pk=invoice_id)
                 if invoice.state not in Invoice.OUTSTANDING_STATES:
                     continue  # paid or cancelled since the query
                 counts["reminders"] += len(

@@ -37,9 +37,9 @@ def hosted_invoice_get(token: str) -> Invoice | None:
         claims = signing.loads(token, salt=SALT)
     except signing.BadSignature:
         return None
-    if not isinstance(claims, dict):
+    if not isinstance(claims, dict) or not isinstance(claims.get("i"), int):
         return None
-    invoice = Invoice.objects.select_related("account").filter(pk=claims.get("i")).first()
+    invoice = Invoice.objects.select_related("account").filter(pk=claims["i"]).first()
     if invoice is None or not invoice.is_issued or claims.get("v") != _version(invoice):
         return None
     return invoice

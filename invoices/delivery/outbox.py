@@ -50,7 +50,7 @@ EMAIL_FOR_EVENT = {
     "invoice.payment_failed": "payment_failed",
 }
 # The webhook event a state change announces.
-EVENT_FOR_STATE = {
+EVENT_FOR_STATE: dict[str, str] = {
     State.FINALIZED: "invoice.finalized",
     State.PENDING: "invoice.issued",
     State.PAID: "invoice.paid",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from decimal import Decimal
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -72,7 +72,7 @@ def hosted_invoice(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_GET
-def hosted_invoice_pdf(request: HttpRequest, token: str) -> HttpResponse:
+def hosted_invoice_pdf(request: HttpRequest, token: str) -> FileResponse:
     return invoice_pdf_response(_invoice_or_404(token))
 
 

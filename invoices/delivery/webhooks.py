@@ -78,7 +78,7 @@ def target_check(url: str) -> None:
     except socket.gaierror as exc:
         raise DeliveryFailed(f"cannot resolve {parts.hostname}: {exc}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if _forbidden(address):
             raise UnsafeTarget(f"{parts.hostname} resolves to a non-public address ({address})")
 
