@@ -11,11 +11,11 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -60,10 +60,14 @@ def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-def target_check(url: str) -> None:
+def target_check(url: str) -> str | None:
     """Refuse a URL that is not https or resolves to loopback, private, link-local or
     metadata addresses (at delivery time: DNS answers change), unless
-    WEBHOOKS_ALLOW_PRIVATE_TARGETS, which also allows plain http."""
+    WEBHOOKS_ALLOW_PRIVATE_TARGETS, which also allows plain http.
+
+    Returns the checked address to connect to (None: let the client resolve), so
+    a DNS answer that changes between the check and the connection is not used.
+    """
     allow_private = settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS
     parts = urlsplit(url)
     allowed_schemes = {"https", "http"} if allow_private else {"https"}
@@ -72,38 +76,61 @@ def target_check(url: str) -> None:
     if not parts.hostname:
         raise UnsafeTarget("the URL has no host")
     if allow_private:
-        return
+        return None
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise DeliveryFailed(f"cannot resolve {parts.hostname}: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    for address in addresses:
         if _forbidden(address):
             raise UnsafeTarget(f"{parts.hostname} resolves to a non-public address ({address})")
+    return str(addresses[0]) if addresses else None
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
-        return None  # a 3xx is answered as it is: a failed delivery
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the checked address; the Host header still names the URL's host."""
+
+    def __init__(self, *args, address: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address or self.host, self.port), self.timeout)
 
 
-# No proxies from the environment (they would bypass the address check), no redirects.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """As above, with TLS verified against the URL's host name (SNI and certificate)."""
+
+    def __init__(self, *args, address: str | None = None, **kwargs) -> None:
+        super().__init__(*args, context=ssl.create_default_context(), **kwargs)
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address or self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str, str]:
-    """POST once: (status, response excerpt, error)."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, address: str | None = None
+) -> tuple[int | None, str, str]:
+    """POST once, redirects not followed, no proxy: (status, response excerpt, error)."""
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    connection_class = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
+    port = parts.port or (443 if https else 80)
+    connection = connection_class(
+        parts.hostname or "", port, timeout=TIMEOUT_SECONDS, address=address
+    )
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status, response.read(EXCERPT).decode("utf-8", "replace"), ""
-    except urllib.error.HTTPError as exc:
-        excerpt = exc.read(EXCERPT).decode("utf-8", "replace") if exc.fp else ""
-        return exc.code, excerpt, ""
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return None, "", f"{type(exc).__name__}: {reason}"[:EXCERPT]
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(EXCERPT).decode("utf-8", "replace"), ""
+    except (OSError, http.client.HTTPException) as exc:
+        return None, "", f"{type(exc).__name__}: {exc}"[:EXCERPT]
+    finally:
+        connection.close()
 
 
 def signed_headers(secret: str, msg_id: str, body: bytes, timestamp: int) -> dict[str, str]:
@@ -126,14 +153,14 @@ def webhook_deliver(notification: Notification, now: dt.datetime) -> None:
     body = notification.body.encode()
     started = time.monotonic()
     try:
-        target_check(endpoint.url)
+        address = target_check(endpoint.url)
     except DeliveryFailed as exc:
         WebhookAttempt.objects.create(
             notification=notification, endpoint=endpoint, error=str(exc)[:EXCERPT], created_at=now
         )
         raise
     headers = signed_headers(endpoint.secret, notification.message_id, body, int(time.time()))
-    status, excerpt, error = post(endpoint.url, body, headers)
+    status, excerpt, error = post(endpoint.url, body, headers, address=address)
     success = status is not None and 200 <= status < 300
     WebhookAttempt.objects.create(
         notification=notification,

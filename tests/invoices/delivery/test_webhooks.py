@@ -229,3 +229,25 @@ def test_the_payload_is_the_v1_representation(
     payload = json.loads(receiver.requests[0].body)
     assert set(payload) == {"id", "type", "created_at", "data"}
     assert payload["data"] == provider.get(f"/v1/invoices/{invoice.pk}").json()
+
+
+def test_the_connection_goes_to_the_checked_address(receiver, settings, monkeypatch):
+    # given: the name resolves to a public address when checked ...
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
+    monkeypatch.setattr(
+        webhooks.socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.215.14", 443))]
+    )
+    assert target_check("https://hooks.example.com/x") == "93.184.215.14"
+    # ... and the client connects there, whatever a later lookup would answer
+    connected = []
+
+    def fake_connect(address, timeout=None, *args):
+        connected.append(address)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(webhooks.socket, "create_connection", fake_connect)
+    status, _, error = webhooks.post(
+        "https://hooks.example.com/x", b"{}", {}, address="93.184.215.14"
+    )
+    assert connected == [("93.184.215.14", 443)]
+    assert status is None and "no network" in error
