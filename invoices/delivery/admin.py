@@ -78,6 +78,13 @@ class NotificationInline(_ResendPermission, ReadOnlyAdminMixin, admin.TabularInl
     ordering = ("created_at", "id")
     verbose_name_plural = "messages (e-mails and webhooks)"
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Shown, never submitted: leaving it out of POSTs keeps the invoice form's
+        # submissions free of a formset (and its management form) that edits nothing.
+        if request.method == "POST":
+            return False
+        return super().has_view_permission(request, obj)
+
     @admin.display(description="")
     def message_link(self, notification: Notification) -> str:
         url = reverse("admin:invoices_notification_changelist") + f"?id={notification.pk}"
