@@ -676,6 +676,60 @@ class Bench:
             undo_billing_run(month)
             vacuum()
 
+    # Delivery (bench/delivery_bench.py) -------------------------------------------------------
+
+    def delivery(self, env: dict[str, str]) -> None:
+        if not self.wanted("delivery"):
+            return
+        accounts = max(100, int(10_000 * self.args.scale))
+        output = self.args.output.parent / "delivery.json"
+        command = [
+            sys.executable,
+            "bench/delivery_bench.py",
+            "--accounts",
+            str(accounts),
+            "--webhooks",
+            str(max(200, int(5_000 * self.args.scale))),
+            "--output",
+            str(output),
+        ]
+        done = subprocess.run(
+            command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            note = (done.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
+            for name in ("delivery_webhooks", "delivery_lag"):
+                self.add(
+                    Row(name=name, title="bench/delivery_bench.py", status="failed", note=note),
+                    server_memory=False,
+                )
+            return
+        figures = json.loads(output.read_text())
+        rate, lag = figures["throughput"], figures["lag"]
+        self.add(
+            Row(
+                name="delivery_webhooks",
+                title=f"webhooks delivered to a local receiver ({figures['workers']} senders)",
+                figure=rate["per_second"],
+                unit="/s",
+                extra=rate,
+                note=f"{rate['webhooks']:,} signed POSTs",
+            ),
+            server_memory=False,
+        )
+        self.add(
+            Row(
+                name="delivery_lag",
+                title=f"outbox lag while {lag['issued']:,} billing-run invoices are issued",
+                figure=lag["lag_p99_s"],
+                unit="s p99",
+                extra=lag,
+                note=f"p50 {lag['lag_p50_s']} s, max {lag['lag_max_s']} s; "
+                f"{lag['messages']:,} messages drained {lag['drained_after_s']} s after the first issue",
+            ),
+            server_memory=False,
+        )
+
     # PDF rendering ----------------------------------------------------------------------
 
     def pdf(self) -> None:
@@ -910,7 +964,18 @@ def undo_billing_run(month: dt.date) -> None:
             "UPDATE usage_usagerecord SET line_item_id = NULL WHERE line_item_id IN "
             f"(SELECT id FROM invoices_lineitem WHERE invoice_id IN ({background}))"
         )
-        for table in ("invoices_invoiceevent", "invoices_paymenttransaction", "invoices_lineitem"):
+        # Messages the run's invoices caused (none today: the run's writes announce nothing).
+        cur.execute(
+            "DELETE FROM invoices_webhookattempt WHERE notification_id IN "
+            f"(SELECT id FROM invoices_notification WHERE invoice_id IN ({background}))"
+        )
+        for table in (
+            "invoices_notification",
+            "invoices_hostedlink",
+            "invoices_invoiceevent",
+            "invoices_paymenttransaction",
+            "invoices_lineitem",
+        ):
             cur.execute(f"DELETE FROM {table} WHERE invoice_id IN ({background})")
         cur.execute(f"DELETE FROM invoices_invoice WHERE id IN ({background})")
 
@@ -1091,6 +1156,7 @@ def main() -> int:
     bench.pdf()
     bench.billing_run(env)
     bench.rated_billing_run(env)
+    bench.delivery(env)
     rows = bench.rows
     print_table(rows)
 

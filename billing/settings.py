@@ -166,8 +166,33 @@ ADMIN_LOGIN_LOCKOUT_SECONDS = env_int("ADMIN_LOGIN_LOCKOUT_SECONDS", 15 * 60, mi
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
 
 # --- E-mail -----------------------------------------------------------------
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Django's own names. Without EMAIL_HOST the console backend prints every message
+# (`make run`); with it, SMTP.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "billing@localhost")
+
+# --- Delivery (e-mails, webhooks, the hosted invoice page) -------------------------
+# The site's public address, for links in e-mails (the hosted invoice page).
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000")
+# Payment reminders, in days after the due date (negative: before it).
+INVOICE_REMINDER_DAYS = [
+    int(day) for day in env_list("INVOICE_REMINDER_DAYS", ["-3", "1", "7", "14"])
+]
+# How long a failing e-mail or webhook is retried before it is given up (3 days).
+DELIVERY_RETRY_WINDOW_SECONDS = env_int("DELIVERY_RETRY_WINDOW_SECONDS", 3 * 24 * 3600, minimum=60)
+# Development and tests only: webhooks to loopback/private addresses and plain http.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
@@ -197,6 +222,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "issue-finalized": {"task": "invoices.issue_due", "schedule": crontab(minute=0, hour=3)},
     "charge-due": {"task": "invoices.charge_due", "schedule": crontab(minute=0, hour=6)},
+    # The outbox: retries and anything whose after-commit task was lost.
+    "deliver-notifications": {"task": "delivery.sweep", "schedule": crontab()},
+    "send-reminders": {"task": "delivery.send_reminders", "schedule": crontab(minute=0, hour=7)},
     "prune-idempotency-keys": {
         "task": "accounts.idempotency_keys_prune",
         "schedule": crontab(minute=30),

@@ -23,6 +23,9 @@ urlpatterns = [
     path("api/", include("invoices.api.threescale.urls")),
     path("v1/", include("invoices.api.v1.urls")),
     path("v1/", include("usage.api.v1.urls")),
+    path("v1/", include("invoices.delivery.api_urls")),
+    # The hosted invoice page: the signed token in the path is the credential.
+    path("i/", include("invoices.delivery.urls")),
 ]
 
 # Errors Django answers itself (no route, refused host, crash): in the API's

@@ -444,3 +444,12 @@ class InvoiceCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series}: {self.last_number}"
+
+
+# The delivery models (outbox, webhook endpoints, hosted links) belong to this app.
+from invoices.delivery.models import (  # noqa: E402, F401
+    HostedLink,
+    Notification,
+    WebhookAttempt,
+    WebhookEndpoint,
+)

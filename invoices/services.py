@@ -40,6 +40,7 @@ from billing.lib.money import (
 )
 from billing.lib.months import FIRST_BILLABLE_MONTH, add_months, format_month, month_start
 from invoices import tax
+from invoices.delivery import outbox
 from invoices.exceptions import (
     AccountNotBillable,
     ChargeFailed,
@@ -374,6 +375,7 @@ def _create_locked(
     _apply_live_terms(invoice, account)
     invoice.save()
     _record_event(invoice, InvoiceEvent.Kind.CREATED, actor=actor, to_state=State.OPEN, now=now)
+    outbox.invoice_event_record(invoice, "invoice.created", now=now)
     return invoice
 
 
@@ -786,6 +788,8 @@ def _transition_locked(
         data=data,
         now=now,
     )
+    # The e-mails and webhooks this change sends, in its transaction (the outbox).
+    outbox.invoice_transition_record(invoice, to_state, now=now)
     return invoice
 
 
@@ -976,6 +980,7 @@ def invoice_charge(
         else:
             locked.save()
             _record_event(locked, InvoiceEvent.Kind.CHARGE_FAILED, actor=actor, data=data, now=now)
+        outbox.invoice_event_record(locked, "invoice.payment_failed", now=now)
     raise ChargeFailed("Failed to charge the credit card.")
 
 

@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.dispatch import receiver
 
+from invoices.delivery import tasks as delivery_tasks  # noqa: F401 - registers its tasks
 from invoices.einvoice.facturx import issued_pdf_bytes
 from invoices.jobs import invoices_charge, invoices_finalize, invoices_issue
 from invoices.models import Invoice, InvoiceEvent

@@ -4,6 +4,7 @@
 - `actions.py`: its bulk actions, each one service turned into an action
 - `filters.py`, `forms.py`, `inlines.py`: the list filters, forms and inlines it uses
 - `records.py`: the tables only services write (lines, payments, events, counters)
+- invoices.delivery.admin: the outbox, webhook endpoints and attempts, the messages inline
 """
 
 from invoices.admin.invoice import InvoiceAdmin
@@ -13,11 +14,15 @@ from invoices.admin.records import (
     LineItemAdmin,
     PaymentTransactionAdmin,
 )
+from invoices.delivery.admin import NotificationAdmin, WebhookAttemptAdmin, WebhookEndpointAdmin
 
 __all__ = [
     "InvoiceAdmin",
     "InvoiceCounterAdmin",
     "InvoiceEventAdmin",
     "LineItemAdmin",
+    "NotificationAdmin",
     "PaymentTransactionAdmin",
+    "WebhookAttemptAdmin",
+    "WebhookEndpointAdmin",
 ]

@@ -38,6 +38,7 @@ from invoices.admin.filters import (
 )
 from invoices.admin.forms import InvoiceForm
 from invoices.admin.inlines import LineItemInline, PaymentTransactionInline
+from invoices.delivery.admin import NotificationInline, revoke_hosted_links
 from invoices.exceptions import InvoiceError
 from invoices.models import Invoice, LineItem
 from invoices.pdf import format_amount, invoice_pdf_response
@@ -101,7 +102,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("account",)
     # The event log is shown as sentences (`timeline`), not as a table of rows.
-    inlines = (LineItemInline, PaymentTransactionInline)
+    inlines = (LineItemInline, PaymentTransactionInline, NotificationInline)
     actions = (
         "finalize_invoices",
         "issue_invoices",
@@ -110,6 +111,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "cancel_invoices",
         "download_pdfs",
         "export_csv",
+        revoke_hosted_links,
     )
     finalize_invoices = invoice_actions.finalize_invoices
     issue_invoices = invoice_actions.issue_invoices

@@ -18,6 +18,8 @@ PUBLIC = {"", "healthz", "api/schema/", "api/docs/", "api/redoc/"}
 SIGNED = {"api/invoice_pdfs/x"}
 # The route that answers 404 to any other /admin/api path (instead of the admin's login).
 NO_SUCH_PATH = {"admin/api/1"}
+# The hosted invoice page: its signed token is the credential (tests/invoices/delivery).
+HOSTED_PREFIX = "i/"
 METHODS = ("get", "post", "put", "patch", "delete")
 
 _CONVERTER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
@@ -55,7 +57,7 @@ def test_the_enumeration_finds_every_api():
     assert PUBLIC | SIGNED <= set(ALL_PATHS)
     # A new top-level route must be added to a prefix checked here or to the allow-list.
     others = [p for p in ALL_PATHS if not p.startswith(API_PREFIXES) and p not in PUBLIC]
-    assert all(p.startswith(("admin/", "staff/")) for p in others), others
+    assert all(p.startswith(("admin/", "staff/", HOSTED_PREFIX)) for p in others), others
 
 
 @pytest.mark.django_db
@@ -79,6 +81,14 @@ def test_an_unknown_admin_api_path_is_404_for_everyone(path):
 @pytest.mark.django_db
 def test_a_forged_pdf_link_is_refused():
     assert APIClient().get("/api/invoice_pdfs/x").status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [p for p in ALL_PATHS if p.startswith(HOSTED_PREFIX)])
+def test_a_forged_hosted_invoice_link_is_refused(path):
+    client = APIClient()
+    assert client.get(f"/{path}").status_code in (404, 405)
+    assert client.post(f"/{path}").status_code in (403, 404, 405)
 
 
 @pytest.mark.django_db

@@ -44,6 +44,8 @@ EXPECTED = {
     "pdf_render": ("figure", "p50_ms", "p99_ms", "bytes"),
     "pdf_pool": ("figure", "rps"),
     "billing_run": ("figure",),
+    "delivery_webhooks": ("figure",),
+    "delivery_lag": ("figure",),
 }
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -14,8 +14,8 @@ from django.contrib.auth.models import Group
 from pypdf import PdfReader
 
 from invoices.models import Invoice
-from tests.browser.conftest import ARTIFACTS, CHROMIUM
 from tests.factories import AccountFactory, make_invoice
+from tests.support.browser import ARTIFACTS, CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

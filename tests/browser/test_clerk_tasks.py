@@ -17,8 +17,8 @@ from accounts.services import api_key_create
 from billing.lib.months import format_month, month_start, previous_month
 from invoices import services
 from invoices.models import Invoice, PaymentTransaction
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, clipped, fits, sign_in
 from tests.factories import AccountFactory, make_invoice
+from tests.support.browser import ARTIFACTS, CHROMIUM, clipped, fits, sign_in
 
 S = Invoice.State
 

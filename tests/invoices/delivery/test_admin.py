@@ -1,0 +1,60 @@
+"""Delivery in the admin: the invoice's messages in its page, resend, endpoints, attempts."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+
+from invoices.delivery.hosted import hosted_token
+from invoices.models import Invoice, Notification, WebhookEndpoint
+from tests.factories import make_invoice
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finance(client, django_user_model):
+    user = django_user_model.objects.create_user("fin", password="pw-123456789", is_staff=True)
+    user.groups.add(Group.objects.get(name="Finance"))
+    client.force_login(user)
+    return client
+
+
+def test_the_invoice_page_lists_its_messages(finance):
+    invoice = make_invoice(state=Invoice.State.PENDING)
+    page = finance.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode()
+    assert "Messages (e-mails and webhooks)" in page
+    assert "invoice_issued" in page
+
+
+def test_finance_resends_a_failed_message(finance, django_capture_on_commit_callbacks, mailoutbox):
+    make_invoice(state=Invoice.State.PENDING)
+    email = Notification.objects.get(channel="email")
+    Notification.objects.filter(pk=email.pk).update(state="failed", last_error="SMTP down")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = finance.post(
+            "/admin/invoices/notification/",
+            {"action": "resend_notifications", "_selected_action": [email.pk]},
+        )
+    assert response.status_code == 302
+    email.refresh_from_db()
+    assert email.state == "sent"
+    assert len(mailoutbox) == 1
+
+
+def test_finance_sees_a_disabled_endpoint_and_its_attempts(finance):
+    WebhookEndpoint.objects.create(
+        url="https://example.com/h", events=["*"], enabled=False, disabled_reason="failing for 3d"
+    )
+    assert "failing for 3d" in finance.get("/admin/invoices/webhookendpoint/").content.decode()
+    assert finance.get("/admin/invoices/webhookattempt/").status_code == 200
+
+
+def test_finance_revokes_the_hosted_links(finance, client):
+    invoice = make_invoice(state=Invoice.State.PENDING)
+    token = hosted_token(invoice)
+    finance.post(
+        "/admin/invoices/invoice/",
+        {"action": "revoke_hosted_links", "_selected_action": [invoice.pk]},
+    )
+    assert client.get(f"/i/{token}").status_code == 404
