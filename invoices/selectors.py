@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Account, ApiKey
-from invoices.models import Invoice, PaymentTransaction
+from billing.lib.money import line_cost
+from invoices.models import Invoice, LineItem, PaymentTransaction
+
+if TYPE_CHECKING:
+    from invoices.services import LineSpec
 
 
 def invoice_visible_to(api_key: ApiKey | None) -> QuerySet[Invoice]:
@@ -78,3 +84,58 @@ def invoice_visible_for_account(
     if not Account.objects.filter(pk=account_id).exists():
         return None
     return Invoice.objects.filter(account_id=account_id)
+
+
+def background_invoice_preview(
+    *,
+    account: Account,
+    period: dt.date,
+    lines: Sequence[LineSpec],
+    replaced_prefixes: tuple[str, ...],
+    now: dt.datetime,
+) -> tuple[Invoice, list[LineItem]] | None:
+    """The month's background invoice as a billing run writing `lines` would leave it,
+    unsaved: its lines whose source starts with one of `replaced_prefixes` are
+    replaced by `lines`, the others (added by staff) kept. None when the invoice is
+    already issued (a run never touches it)."""
+    existing = (
+        Invoice.objects.filter(
+            account=account, period=period, creation_type=Invoice.CreationType.BACKGROUND
+        )
+        .exclude(state=Invoice.State.CANCELLED)
+        .first()
+    )
+    if existing is not None and not existing.is_editable:
+        return None
+    currency = account.currency
+    kept = (
+        [
+            line
+            for line in existing.line_items.all()
+            if not line.source.startswith(replaced_prefixes)
+        ]
+        if existing is not None
+        else []
+    )
+    computed = [
+        LineItem(
+            name=spec.name,
+            description=spec.description,
+            quantity=spec.quantity,
+            unit_price=spec.unit_price,
+            cost=line_cost(spec.quantity, spec.unit_price, currency),
+            type=spec.type,
+            source=spec.source,
+        )
+        for spec in lines
+    ]
+    invoice = existing or Invoice(
+        account=account,
+        period=period,
+        state=Invoice.State.OPEN,
+        creation_type=Invoice.CreationType.BACKGROUND,
+        currency=currency,
+        created_at=now,
+        updated_at=now,
+    )
+    return invoice, kept + computed

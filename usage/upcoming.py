@@ -13,9 +13,10 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import Account
-from billing.lib.money import ZERO, line_cost, quantize
+from billing.lib.money import ZERO, quantize
 from invoices.api.v1.serializers import InvoiceSerializer, _customer, _line_item
-from invoices.models import Invoice, LineItem
+from invoices.models import Invoice
+from invoices.selectors import background_invoice_preview
 from invoices.services import LineSpec, invoice_totals
 from usage import selectors
 
@@ -33,50 +34,26 @@ def upcoming_lines(account: Account, month: dt.date) -> list[LineSpec]:
 
 def upcoming_invoice(account: Account, month: dt.date, *, now: dt.datetime) -> dict[str, Any]:
     """The month's background invoice as the run would leave it, in the /v1 representation."""
-    existing = (
-        Invoice.objects.filter(
-            account=account, period=month, creation_type=Invoice.CreationType.BACKGROUND
-        )
-        .exclude(state=Invoice.State.CANCELLED)
-        .first()
-    )
-    if existing is not None and not existing.is_editable:
-        # Issued: the run leaves it as it is.
-        return InvoiceSerializer(existing).data
     currency = account.currency
-    kept = (
-        [
-            line
-            for line in existing.line_items.all()
-            if not line.source.startswith(RUN_SOURCE_PREFIXES)
-        ]
-        if existing is not None
-        else []
-    )
-    computed = [
-        LineItem(
-            name=spec.name,
-            description=spec.description,
-            quantity=spec.quantity,
-            unit_price=spec.unit_price,
-            cost=line_cost(spec.quantity, spec.unit_price, currency),
-            type=spec.type,
-            source=spec.source,
-        )
-        for spec in upcoming_lines(account, month)
-    ]
-    lines = kept + computed
-    subtotal, tax, total = invoice_totals(
-        sum((line.cost for line in lines), ZERO), vat_rate=account.vat_rate, currency=currency
-    )
-    invoice = existing or Invoice(
+    preview = background_invoice_preview(
         account=account,
         period=month,
-        state=Invoice.State.OPEN,
-        creation_type=Invoice.CreationType.BACKGROUND,
-        currency=currency,
-        created_at=now,
-        updated_at=now,
+        lines=upcoming_lines(account, month),
+        replaced_prefixes=RUN_SOURCE_PREFIXES,
+        now=now,
+    )
+    if preview is None:
+        # Issued: the run leaves it as it is.
+        issued = Invoice.objects.get(
+            account=account,
+            period=month,
+            creation_type=Invoice.CreationType.BACKGROUND,
+            state__in=Invoice.ISSUED_STATES,
+        )
+        return InvoiceSerializer(issued).data
+    invoice, lines = preview
+    subtotal, tax, total = invoice_totals(
+        sum((line.cost for line in lines), ZERO), vat_rate=account.vat_rate, currency=currency
     )
     timestamp = serializers.DateTimeField().to_representation
     return {
