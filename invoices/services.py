@@ -112,18 +112,18 @@ def _record_event(
 ) -> InvoiceEvent:
     """Append one event. Its time is when the change happened (`now`), never a
     date the client chose: a back-dated issue date is data on the invoice."""
-    now = now or timezone.now()
-    return InvoiceEvent.objects.create(
-        invoice=invoice,
-        kind=kind,
+    event = _event(
+        invoice.pk,
+        kind,
         actor=actor,
         from_state=from_state,
         to_state=to_state,
         reason=reason,
-        data=data or {},
-        created_at=now,
-        updated_at=now,
+        data=data,
+        now=now or timezone.now(),
     )
+    event.save()
+    return event
 
 
 def _refresh_totals(invoice: Invoice) -> None:
@@ -1031,16 +1031,18 @@ def _event(
     kind: str,
     *,
     actor: str,
+    from_state: str = "",
     to_state: str = "",
     reason: str = "",
     data: dict | None = None,
     now: dt.datetime,
 ) -> InvoiceEvent:
-    """An unsaved event row shaped as `_record_event` writes it, for bulk_create."""
+    """An unsaved event row: `_record_event` saves one, the bulk writer many at once."""
     return InvoiceEvent(
         invoice_id=invoice_id,
         kind=kind,
         actor=actor,
+        from_state=from_state,
         to_state=to_state,
         reason=reason,
         data=data or {},
