@@ -465,6 +465,7 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
     @extend_schema(
         methods=["GET"],
         summary="List an invoice's credit notes",
+        description="All of them, newest first (an invoice has few: no pages).",
         parameters=[_ID],
         responses={200: CreditNoteSerializer(many=True), **_AUTH_ERRORS, **_NOT_FOUND},
     )
@@ -488,7 +489,13 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
             **_NOT_FOUND,
         },
     )
-    @action(detail=True, methods=["get", "post"], url_path="credit_notes", filterset_class=None)
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="credit_notes",
+        filterset_class=None,
+        pagination_class=None,
+    )
     def credit_notes(self, request, *args, **kwargs) -> Response:
         invoice = self.get_object()
         notes = selectors.credit_note_list_with_details(request_api_key(request))
@@ -562,7 +569,11 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
         description="Newest first. The body is a bare array; the page metadata is in the "
         "headers: `X-Total-Count` and `Link` (RFC 8288: first, prev, next, last).",
         parameters=_LIST_HEADERS,
-        responses={200: CreditNoteSerializer(many=True), **_AUTH_ERRORS},
+        responses={
+            200: CreditNoteSerializer(many=True),
+            **_AUTH_ERRORS,
+            400: _error("A bad `page` or `per_page`."),
+        },
     ),
     retrieve=extend_schema(
         summary="Get a credit note",
