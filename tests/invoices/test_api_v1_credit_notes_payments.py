@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from accounts.selectors import account_credit_balance
 from invoices import services
 from invoices.models import CreditNote, Invoice, InvoiceCounter, PaymentTransaction
-from tests.factories import AccountFactory, make_invoice
+from tests.factories import make_invoice
 
 S = Invoice.State
 D = Decimal
