@@ -898,10 +898,27 @@ def invoice_mark_paid(
     actor: str,
     method: str = PaymentTransaction.Method.BANK_TRANSFER,
     reference: str = "",
+    amount: Decimal | None = None,
+    paid_on: dt.date | None = None,
     now: dt.datetime | None = None,
 ) -> Invoice:
-    """Record a payment received outside the gateway (e.g. a bank transfer) and mark paid."""
+    """Record a payment received outside the gateway (e.g. a bank transfer) and mark paid.
+
+    Without `amount`, the payment is what is due and the invoice becomes paid;
+    with one, it is `invoice_payment_record` (a part leaves the rest due).
+    """
     now = now or timezone.now()
+    if amount is not None:
+        invoice_payment_record(
+            invoice=invoice,
+            amount=amount,
+            paid_on=paid_on or now.date(),
+            method=method,
+            reference=reference,
+            actor=actor,
+            now=now,
+        )
+        return Invoice.objects.select_related("account").get(pk=invoice.pk)
     invoice = _lock_invoice(invoice)
     if not invoice.can_transition_to(State.PAID):
         raise InvalidInvoiceTransition(f"Cannot transition to {State.PAID}")
@@ -913,7 +930,7 @@ def invoice_mark_paid(
             account=invoice.account,
             amount=due,
             applied_amount=due,
-            paid_on=now.date(),
+            paid_on=paid_on or now.date(),
             currency=invoice.currency,
             action=PaymentTransaction.Action.PURCHASE,
             success=True,

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from billing.lib.admin import AdminAction, service_action
 from invoices import services
-from invoices.admin.forms import CancelForm, MarkPaidForm
+from invoices.admin.forms import CancelForm, CreditNoteForm, MarkPaidForm
 from invoices.exceptions import InvoiceError
 from invoices.export import invoice_csv_lines
 from invoices.models import Invoice
@@ -83,6 +83,23 @@ mark_paid = invoice_action(
     title="Record a payment",
     button="Mark paid",
 )
+create_credit_note = service_action(
+    services.credit_note_create,
+    subject="invoice",
+    with_actor=True,
+    errors=(InvoiceError,),
+    applies=lambda invoice: invoice.state in Invoice.ISSUED_STATES,
+    describe=_describe,
+    select_related=("account",),
+    form=CreditNoteForm,
+    description="Create a credit note",
+    done="Credited",
+    title="Create a credit note",
+    button="Create credit note",
+)
+# Offered on the page of an issued invoice (see InvoiceAdmin.allowed_actions).
+create_credit_note.label = "Create credit note"  # type: ignore[attr-defined]
+create_credit_note.offered = lambda invoice: invoice.state in Invoice.ISSUED_STATES  # type: ignore[attr-defined]
 cancel_invoices = invoice_action(
     services.invoice_cancel,
     label="Cancel",

@@ -7,7 +7,7 @@ from django.contrib import admin
 
 from billing.lib.admin import ReadOnlyAdminMixin
 from invoices.admin.forms import LineItemForm
-from invoices.models import Invoice, InvoiceEvent, LineItem, PaymentTransaction
+from invoices.models import CreditNote, Invoice, InvoiceEvent, LineItem, PaymentTransaction
 from invoices.pdf import format_amount
 
 
@@ -79,3 +79,22 @@ class InvoiceEventInline(ReadOnlyInline):
     verbose_name_plural = "timeline"
     fields = ("created_at", "kind", "from_state", "to_state", "actor", "reason", "data")
     readonly_fields = fields
+
+
+class CreditNoteInline(ReadOnlyInline):
+    model = CreditNote
+    fields = (
+        "number",
+        "issued_on",
+        "reason",
+        "credited",
+        "amount_due_reduced",
+        "amount_refunded",
+        "amount_to_balance",
+        "actor",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="total")
+    def credited(self, note: CreditNote) -> str:
+        return f"{format_amount(note.cost, note.currency)} {note.currency}"

@@ -33,7 +33,12 @@ from invoices.admin.filters import (
     is_id,
 )
 from invoices.admin.forms import InvoiceForm
-from invoices.admin.inlines import InvoiceEventInline, LineItemInline, PaymentTransactionInline
+from invoices.admin.inlines import (
+    CreditNoteInline,
+    InvoiceEventInline,
+    LineItemInline,
+    PaymentTransactionInline,
+)
 from invoices.exceptions import InvoiceError
 from invoices.models import Invoice, LineItem
 from invoices.pdf import format_amount, invoice_pdf_response
@@ -88,12 +93,13 @@ class InvoiceAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("account",)
-    inlines = (LineItemInline, PaymentTransactionInline, InvoiceEventInline)
+    inlines = (LineItemInline, PaymentTransactionInline, CreditNoteInline, InvoiceEventInline)
     actions = (
         "finalize_invoices",
         "issue_invoices",
         "charge_invoices",
         "mark_paid",
+        "create_credit_note",
         "cancel_invoices",
         "download_pdfs",
         "export_csv",
@@ -102,6 +108,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     issue_invoices = invoice_actions.issue_invoices
     charge_invoices = invoice_actions.charge_invoices
     mark_paid = invoice_actions.mark_paid
+    create_credit_note = invoice_actions.create_credit_note
     cancel_invoices = invoice_actions.cancel_invoices
     download_pdfs = invoice_actions.download_pdfs
     export_csv = invoice_actions.export_csv
@@ -117,6 +124,10 @@ class InvoiceAdmin(admin.ModelAdmin):
         "subtotal",
         "vat",
         "total",
+        "amount_paid_shown",
+        "amount_credited_shown",
+        "credit_applied_shown",
+        "amount_due_shown",
         "issued_on",
         "due_on",
         "paid_at",
@@ -170,6 +181,22 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="VAT")
     def vat(self, invoice: Invoice) -> str:
         return format_amount(invoice.vat_amount, invoice.currency)
+
+    @admin.display(description="amount paid")
+    def amount_paid_shown(self, invoice: Invoice) -> str:
+        return format_amount(invoice.amount_paid, invoice.currency)
+
+    @admin.display(description="amount credited")
+    def amount_credited_shown(self, invoice: Invoice) -> str:
+        return format_amount(invoice.amount_credited, invoice.currency)
+
+    @admin.display(description="credit applied")
+    def credit_applied_shown(self, invoice: Invoice) -> str:
+        return format_amount(invoice.credit_applied, invoice.currency)
+
+    @admin.display(description="amount due")
+    def amount_due_shown(self, invoice: Invoice) -> str:
+        return format_amount(invoice.amount_due(), invoice.currency)
 
     @admin.display(description="PDF")
     def pdf_link(self, invoice: Invoice) -> str:
@@ -234,7 +261,10 @@ class InvoiceAdmin(admin.ModelAdmin):
         allowed = []
         for name, (func, _, _) in offered.items():
             to_state = getattr(func, "to_state", None)
-            if to_state is not None and invoice.can_transition_to(to_state):
+            offered = getattr(func, "offered", None)
+            if (to_state is not None and invoice.can_transition_to(to_state)) or (
+                offered is not None and offered(invoice)
+            ):
                 allowed.append((name, func.label))
         return allowed
 

@@ -37,7 +37,11 @@ def test_unpaid_invoice_paid_in_two_parts_becomes_paid_on_the_second():
     invoice = make_invoice(state=S.UNPAID)  # 100.00
     pay(invoice, "40.00", method="cheque", reference="CHQ-1")
     invoice.refresh_from_db()
-    assert (invoice.state, invoice.amount_paid, invoice.amount_due()) == (S.UNPAID, D("40"), D("60"))
+    assert (invoice.state, invoice.amount_paid, invoice.amount_due()) == (
+        S.UNPAID,
+        D("40"),
+        D("60"),
+    )
     assert invoice.events.filter(kind=InvoiceEvent.Kind.PAYMENT_RECORDED).count() == 1
     assert S.PAID not in transitions(invoice)
 
