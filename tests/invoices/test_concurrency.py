@@ -12,6 +12,8 @@ from decimal import Decimal
 import pytest
 import requests
 
+from accounts.selectors import account_credit_balance
+from invoices import services
 from invoices.models import (
     CreditNote,
     Invoice,
@@ -308,3 +310,34 @@ def test_parallel_payments_all_count_and_pay_once(live_server, key):
     )
     assert InvoiceEvent.objects.filter(invoice=invoice, to_state=State.PAID).count() == 1
     assert PaymentTransaction.objects.filter(invoice=invoice, action="payment").count() == 8
+
+
+def test_parallel_issues_consume_a_credit_balance_once(live_server, key):
+    # given an account with 100.00 of credit (an overpayment) and 10 drafts of 30.00
+    account = AccountFactory()
+    paid = make_invoice(account=account, state=State.PENDING)
+    services.invoice_payment_record(
+        invoice=paid, amount=Decimal("200"), paid_on=paid.issued_on, actor="test"
+    )
+    drafts = [make_invoice(account=account, lines=[("1", "30.00")]) for _ in range(N)]
+
+    # when all of them are issued at once
+    def issue(index, session):
+        return session.post(
+            f"{live_server.url}/v1/invoices/{drafts[index].pk}/issue",
+            headers=bearer(key),
+            timeout=120,
+        )
+
+    responses = race(N, issue)
+
+    # then the credit is spent exactly once: 30 + 30 + 30 + 10, the rest pay in full
+    assert [r.status_code for r in responses] == [200] * N, [r.text for r in responses][:3]
+    applied = sorted(
+        Invoice.objects.filter(pk__in=[d.pk for d in drafts]).values_list(
+            "credit_applied", flat=True
+        )
+    )
+    assert sum(applied, Decimal(0)) == Decimal("100")
+    assert applied[-4:] == [Decimal("10"), Decimal("30"), Decimal("30"), Decimal("30")]
+    assert account_credit_balance(account, "USD") == Decimal("0")
