@@ -64,21 +64,35 @@ class ApiKeyInline(ReadOnlyAdminMixin, admin.TabularInline):
     verbose_name_plural = "API keys limited to this account"
 
 
+class UsedCurrencyFilter(admin.SimpleListFilter):
+    """The currencies accounts bill in, not every currency an account could have."""
+
+    title = "currency"
+    parameter_name = "currency__exact"
+
+    def lookups(self, request, model_admin):
+        codes = Account.objects.order_by("currency").values_list("currency", flat=True)
+        return [(code, code) for code in codes.distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
+    # Few, short columns: the list fits a 1,280 px window next to the sidebar and
+    # the filters, the card column included.
     list_display = (
         "org_name",
         "billing_email",
         "country",
         "currency",
-        "vat_rate",
-        "payment_terms_days",
-        "card",
+        "terms",
+        "card_short",
         "state",
-        "created_at",
     )
-    list_filter = ("state", "currency", "payment_method")
+    list_filter = ("state", UsedCurrencyFilter, "payment_method", "tax_exempt")
     search_fields = ("org_name", "billing_email", "vat_code")
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -98,7 +112,21 @@ class AccountAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("org_name", "billing_email", "phone", "state", "deleted_at")}),
         ("Billing address", {"fields": ADDRESS_FIELDS}),
-        ("Tax and terms", {"fields": ("vat_code", "vat_rate", "currency", "payment_terms_days")}),
+        (
+            "Tax and terms",
+            {
+                "fields": (
+                    "country_code",
+                    "is_business",
+                    "vat_code",
+                    "vat_rate",
+                    "tax_exempt",
+                    "tax_exempt_reason",
+                    "currency",
+                    "payment_terms_days",
+                )
+            },
+        ),
         (
             "Payment method",
             {
@@ -118,6 +146,26 @@ class AccountAdmin(admin.ModelAdmin):
         ("Activity", {"fields": ("invoices_link", "usage_link", "api_key_link")}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
+
+    @admin.display(description="terms")
+    def terms(self, account: Account) -> str:
+        vat = f", VAT {account.vat_rate.normalize():f}%" if account.vat_rate else ""
+        return f"{account.payment_terms_days} days{vat}"
+
+    @admin.display(description="card")
+    def card_short(self, account: Account) -> str:
+        if not account.card_last4:
+            return "—"
+        expiry = ""
+        if account.card_exp_month and account.card_exp_year:
+            expiry = f"exp {account.card_exp_month:02d}/{account.card_exp_year}"
+        # Two short lines rather than one long one: the column stays narrow.
+        return format_html(
+            '<span style="white-space:nowrap">{} •••• {}</span><br><small>{}</small>',
+            account.card_brand or "Card",
+            account.card_last4,
+            expiry,
+        )
 
     @admin.display(description="card")
     def card(self, account: Account) -> str:
@@ -201,7 +249,7 @@ class SellerAdmin(admin.ModelAdmin):
 
     fieldsets = (
         (None, {"fields": ("name", "logo", "email", "phone", "vat_id")}),
-        ("Address", {"fields": ADDRESS_FIELDS}),
+        ("Address", {"fields": (*ADDRESS_FIELDS, "country_code")}),
         ("Bank details", {"fields": ("bank_name", "bank_account_holder", "iban", "bic")}),
         ("Invoice", {"fields": ("invoice_footer",)}),
     )
@@ -253,21 +301,25 @@ class ApiKeyForm(forms.ModelForm):
         return expires_at
 
 
+def _day(value) -> str:
+    return timezone.localtime(value).date().isoformat() if value else ""
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created here (the secret is shown once) and revoked, never edited."""
 
     form = ApiKeyForm
+    # Dates as days and "created" with its author: nine columns fit 1,280 px.
     list_display = (
         "name",
         "prefix",
         "scope",
         "account",
         "status",
-        "expires_at",
-        "last_used_at",
-        "created_by",
-        "created_at",
+        "expires",
+        "last_used",
+        "created",
     )
     list_filter = (ApiKeyStatusFilter, "scope")
     search_fields = ("name", "prefix", "account__org_name")
@@ -286,6 +338,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, key: ApiKey) -> str:
+        return _day(key.expires_at) or "never"
+
+    @admin.display(description="last used", ordering="last_used_at")
+    def last_used(self, key: ApiKey) -> str:
+        return _day(key.last_used_at) or "never"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, key: ApiKey) -> str:
+        by = f" by {key.created_by.get_username()}" if key.created_by_id else ""
+        return f"{_day(key.created_at)}{by}"
 
     @admin.display(description="status")
     def status(self, key: ApiKey) -> str:

@@ -12,7 +12,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.lib.countries import COUNTRY_CHOICES
 from billing.lib.money import CURRENCIES
+from billing.lib.vat_ids import InvalidVatId, normalize_vat_id
 
 CURRENCY_CHOICES = [(code, code) for code in CURRENCIES]
 currency_validator = RegexValidator(r"^[A-Z]{3}$", "Currency must be a three-letter ISO 4217 code.")
@@ -21,6 +23,26 @@ currency_validator = RegexValidator(r"^[A-Z]{3}$", "Currency must be a three-let
 def default_currency() -> str:
     """New accounts bill in the DEFAULT_CURRENCY setting unless given another currency."""
     return settings.DEFAULT_CURRENCY
+
+
+def country_code_field() -> models.CharField:
+    # `country` stays the free text printed in the address; this code is what
+    # the tax treatment and the e-invoices read.
+    return models.CharField(
+        "country code",
+        max_length=2,
+        blank=True,
+        choices=COUNTRY_CHOICES,
+        help_text="ISO 3166-1 alpha-2: decides the VAT treatment of invoices.",
+    )
+
+
+def _clean_vat_id(instance: models.Model, field: str) -> None:
+    """Check and compact a VAT id in place (every service saves through full_clean)."""
+    try:
+        setattr(instance, field, normalize_vat_id(getattr(instance, field), instance.country_code))
+    except InvalidVatId as exc:
+        raise ValidationError({field: str(exc)}) from None
 
 
 class AccountQuerySet(models.QuerySet["Account"]):
@@ -54,8 +76,15 @@ class Account(models.Model):
     address_state = models.CharField("state / region", max_length=255, blank=True)
     zip = models.CharField("postal code", max_length=32, blank=True)
     country = models.CharField(max_length=255, blank=True)
+    country_code = country_code_field()
     phone = models.CharField(max_length=64, blank=True)
-    vat_code = models.CharField("VAT code", max_length=64, blank=True)
+    vat_code = models.CharField(
+        "VAT id",
+        max_length=64,
+        blank=True,
+        help_text="The buyer's VAT identification number, with its country prefix "
+        "(DE123456789); EU numbers are checked.",
+    )
     vat_rate = models.DecimalField(
         "VAT rate (%)",
         max_digits=5,
@@ -63,6 +92,22 @@ class Account(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="For an EU seller: overrides the standard rate of a domestic or "
+        "EU-consumer invoice. Otherwise the rate charged.",
+    )
+    is_business = models.BooleanField(
+        "business customer",
+        default=True,
+        help_text="A company buying for its business (B2B); off for a consumer.",
+    )
+    tax_exempt = models.BooleanField(
+        default=False, help_text="Invoices carry no VAT (category E), with the reason below."
+    )
+    tax_exempt_reason = models.CharField(
+        "exemption reason",
+        max_length=255,
+        blank=True,
+        help_text="Printed on the invoice, e.g. 'Exempt under Article 132(1)(i) Directive 2006/112/EC'.",
     )
     currency = models.CharField(
         max_length=3,
@@ -108,19 +153,28 @@ class Account(models.Model):
                 name="account_deleted_has_timestamp",
                 condition=~Q(state="deleted") | Q(deleted_at__isnull=False),
             ),
+            models.CheckConstraint(
+                name="account_exempt_has_reason",
+                condition=Q(tax_exempt=False) | ~Q(tax_exempt_reason=""),
+            ),
         ]
         indexes = [models.Index(fields=["state"], name="account_state_idx")]
 
     def __str__(self) -> str:
         return self.org_name
 
-    @property
-    def is_deleted(self) -> bool:
-        return self.state == self.State.DELETED
-
     def clean(self) -> None:
         super().clean()
         self._check_currency_change()
+        _clean_vat_id(self, "vat_code")
+        if self.tax_exempt and not self.tax_exempt_reason.strip():
+            raise ValidationError(
+                {"tax_exempt_reason": "An exempt account needs the reason printed on its invoices."}
+            )
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.state == self.State.DELETED
 
     def _check_currency_change(self) -> None:
         """Refuse a new currency while an invoice still follows this account's terms
@@ -172,6 +226,7 @@ class Seller(models.Model):
     address_state = models.CharField("state / region", max_length=255, blank=True)
     zip = models.CharField("postal code", max_length=32, blank=True)
     country = models.CharField(max_length=255, blank=True)
+    country_code = country_code_field()
     phone = models.CharField(max_length=64, blank=True)
     email = models.EmailField(blank=True)
     vat_id = models.CharField("VAT id", max_length=64, blank=True)
@@ -190,6 +245,10 @@ class Seller(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        _clean_vat_id(self, "vat_id")
 
     @property
     def address(self) -> str:

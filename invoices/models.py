@@ -15,8 +15,10 @@ from billing.lib.money import (
     AMOUNT_MAX_DIGITS,
     QUANTITY_DECIMAL_PLACES,
     UNIT_PRICE_DECIMAL_PLACES,
+    ZERO,
 )
 from billing.lib.months import month_end
+from invoices import tax
 
 _TOTALS_TOLERANCE = Value(Decimal("0.00005"))
 
@@ -84,10 +86,12 @@ class Invoice(models.Model):
     """A bill to one account for one period (a month)."""
 
     class State(models.TextChoices):
-        OPEN = "open", "Open"
+        # Values are 3scale's, on every API; labels are what a clerk reads in the
+        # admin and on the PDF, and never leave through an API.
+        OPEN = "open", "Draft"
         FINALIZED = "finalized", "Finalized"
-        PENDING = "pending", "Pending"
-        UNPAID = "unpaid", "Unpaid"
+        PENDING = "pending", "Awaiting payment"
+        UNPAID = "unpaid", "Payment failed"
         PAID = "paid", "Paid"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
@@ -142,6 +146,17 @@ class Invoice(models.Model):
     # Frozen at issue: the parties exactly as they were when the invoice was issued.
     buyer_details = models.JSONField(default=dict, blank=True)
     seller_details = models.JSONField(default=dict, blank=True)
+    # Frozen at issue: the VAT treatment (invoices.tax), with its EN 16931
+    # category, the legal mention printed and the exemption reason (BT-120);
+    # vat_rate holds its rate.
+    tax_treatment = models.CharField(max_length=20, choices=tax.Kind.choices, blank=True)
+    tax_category = models.CharField(
+        "VAT category", max_length=2, choices=tax.Category.choices, blank=True
+    )
+    tax_mention = models.CharField(max_length=255, blank=True)
+    tax_exemption_reason = models.CharField(max_length=255, blank=True)
+    seller_country_code = models.CharField(max_length=2, blank=True)
+    buyer_country_code = models.CharField(max_length=2, blank=True)
     charge_attempts = models.PositiveSmallIntegerField(default=0)
     last_charge_attempt_at = models.DateTimeField(null=True, blank=True)
     pdf = models.FileField(upload_to="invoices/%Y/%m/", blank=True)
@@ -290,6 +305,19 @@ class Invoice(models.Model):
 
     def can_transition_to(self, to_state: str) -> bool:
         return self.state in self.TRANSITIONS.get(to_state, frozenset())
+
+    @property
+    def vat_category(self) -> str:
+        """The frozen category, or the one a draft's rate implies."""
+        return self.tax_category or tax.category_of(self.vat_rate)
+
+    def vat_breakdown(self) -> list[tax.VatBreakdown]:
+        """VAT per category and rate; cost = cost_without_vat + the sum of its `vat`."""
+        rows = tax.vat_breakdown(
+            ((self.vat_category, self.vat_rate, line.cost) for line in self.line_items.all()),
+            self.currency,
+        )
+        return rows or [tax.VatBreakdown(self.vat_category, self.vat_rate or ZERO, ZERO, ZERO)]
 
 
 class LineItem(models.Model):

@@ -28,6 +28,7 @@ from django.template.loader import render_to_string
 from accounts.models import Seller
 from billing.lib.money import minor_units, quantize
 from billing.lib.pdf import html_to_pdf
+from invoices import tax
 from invoices.models import CreditNote, Invoice
 
 # How long a live rendering (draft, cancelled, or issued without its file) is reused.
@@ -62,6 +63,53 @@ class PdfLine:
     quantity: str
     unit_price: str
     cost: str
+
+
+@dataclass(frozen=True)
+class PdfVatRow:
+    label: str
+    rate: str
+    taxable: str
+    vat: str
+
+
+def tax_preview(invoice: Invoice, seller: Seller) -> str:
+    """For a draft of an EU seller: the treatment issuing will apply (its VAT follows then)."""
+    if invoice.is_issued:
+        return ""
+    treatment = tax.account_treatment(invoice.account, seller)
+    if treatment.kind == tax.Kind.MANUAL:
+        return ""
+    rate = "" if treatment.rate is None else f" {treatment.rate.normalize():f}%"
+    label = tax.Kind(treatment.kind).label
+    return f"VAT on issue: {label} (category {treatment.category}{rate})."
+
+
+def tax_pdf_context(invoice: Invoice) -> dict | None:
+    """The frozen VAT treatment as printed: None for invoices issued without one."""
+    if not invoice.tax_category:
+        return None
+    currency = invoice.currency
+    labels = dict(tax.Category.choices)
+    rows = [
+        PdfVatRow(
+            label=str(labels.get(row.category, row.category)),
+            rate="—"
+            if row.category == tax.Category.OUTSIDE_SCOPE
+            else f"{row.rate.normalize():f}%",
+            taxable=format_amount(row.taxable, currency),
+            vat=format_amount(row.vat, currency),
+        )
+        for row in invoice.vat_breakdown()
+    ]
+    mention = invoice.tax_mention
+    reason = invoice.tax_exemption_reason
+    return {
+        "breakdown": rows,
+        "mention": mention,
+        # Printed once: the mention often is the reason.
+        "reason": "" if reason in (mention, "Reverse charge") else reason,
+    }
 
 
 def invoice_pdf_context(invoice: Invoice) -> dict:
@@ -119,6 +167,8 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         "vat": format_amount(invoice.vat_amount, currency),
         "total": format_amount(invoice.cost, currency),
         "vat_rate": invoice.vat_rate.normalize() if invoice.vat_rate else None,
+        "tax": tax_pdf_context(invoice),
+        "tax_preview": tax_preview(invoice, seller),
     }
 
 

@@ -40,6 +40,7 @@ from billing.lib.money import (
     vat_amount,
 )
 from billing.lib.months import FIRST_BILLABLE_MONTH, add_months, format_month, month_start
+from invoices import tax
 from invoices.exceptions import (
     AccountNotBillable,
     ChargeFailed,
@@ -729,6 +730,7 @@ def _enter_pending(
     if account.is_deleted:
         raise AccountNotBillable("Cannot issue an invoice of a deleted account.")
     _apply_live_terms(invoice, account)
+    tax.apply_treatment(invoice, account, Seller.load())
     _refresh_totals(invoice)
     if issued_on is None:
         issued_on = now.date()

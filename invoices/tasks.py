@@ -12,9 +12,10 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.dispatch import receiver
 
+from invoices.einvoice.facturx import issued_pdf_bytes
 from invoices.jobs import invoices_charge, invoices_finalize, invoices_issue
 from invoices.models import CreditNote, Invoice, InvoiceEvent
-from invoices.pdf import credit_note_pdf_bytes, invoice_pdf_bytes
+from invoices.pdf import credit_note_pdf_bytes
 from invoices.signals import credit_note_issued, invoice_issued
 
 
@@ -26,7 +27,7 @@ def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
         return ""
     if invoice.pdf and not force:
         return invoice.pdf.name or ""
-    content = invoice_pdf_bytes(invoice)
+    content = issued_pdf_bytes(invoice)
     name = f"{invoice.friendly_id or invoice.pk}.pdf"
     invoice.pdf.save(name, ContentFile(content), save=False)
     # Only the file column changes: an issued invoice's content stays untouched.

@@ -53,6 +53,8 @@ def service_action(
     note: str = "",
     select_related: Sequence[str] = (),
     max_objects: int = MAX_ACTION_OBJECTS,
+    done_one: Callable[[Any], str] | None = None,
+    refusal: Callable[[Any, Exception], str] | None = None,
 ) -> AdminAction:
     """An admin action that calls `service(<subject>=obj, ...)` once per selected row.
 
@@ -66,8 +68,13 @@ def service_action(
       and the others go ahead: "Issued 3; 1 failed: 2026-11-00000004: …".
     - `applies(obj)`: shown on the confirmation page next to each row the service is
       going to refuse (e.g. the model's transition map); the service still decides.
-    - `done` is the past-tense verb of the report ("Issued 3."), `note` a sentence
-      added to a fully successful report.
+    - `done` is the past-tense verb of the report ("Issued 3: …"), `note` a sentence
+      added to a fully successful report. `done_one(row)` words the report when one
+      row was acted on ("Issued invoice 2026-11-00000012 to Acme"); it is given the
+      row as the service returned it (with its new number, say).
+    - `refusal(row, exc)` words a refused row for a clerk; by default the service's
+      own message.
+    - Each row acted on is recorded in the admin's "Recent actions" (LogEntry).
     """
     form_class = form
 
@@ -93,15 +100,23 @@ def service_action(
         if with_actor:
             cleaned = {**cleaned, "actor": staff_actor(request)}
         rows = queryset.select_related(*select_related).order_by("pk")
-        succeeded, failures = 0, []
+        succeeded: list[Any] = []
+        failures: list[str] = []
         for obj in rows:
             try:
-                service(**{subject: obj}, **cleaned)
+                result = service(**{subject: obj}, **cleaned)
             except errors as exc:
-                failures.append(f"{obj}: {_error_message(exc)}")
+                reason = refusal(obj, exc) if refusal is not None else _error_message(exc)
+                failures.append(f"{obj}: {reason}")
             else:
-                succeeded += 1
-        _report(model_admin, request, done, succeeded, failures, note)
+                acted = result if isinstance(result, type(obj)) else obj
+                succeeded.append(acted)
+                model_admin.log_change(request, acted, _log_message(description, cleaned))
+        if len(succeeded) == 1 and not failures and done_one is not None:
+            text = done_one(succeeded[0]) + "." + (f" {note}" if note else "")
+            model_admin.message_user(request, text, messages.SUCCESS)
+        else:
+            _report(model_admin, request, done, succeeded, failures, note)
         return None
 
     def _confirmation_page(model_admin, request, queryset, bound) -> TemplateResponse:
@@ -130,24 +145,39 @@ def service_action(
     return admin.action(description=description, permissions=["change"])(action)
 
 
+def _log_message(description: str, cleaned: dict[str, Any]) -> str:
+    """What Recent actions and the object's history say was done."""
+    details = ", ".join(
+        f"{key}: {value}" for key, value in cleaned.items() if key != "actor" and value
+    )
+    return description + (f" ({details})" if details else "")
+
+
+def _listed(items: Sequence[Any]) -> str:
+    shown = "; ".join(str(item) for item in items[:MAX_FAILURES_LISTED])
+    if len(items) > MAX_FAILURES_LISTED:
+        shown += f"; and {len(items) - MAX_FAILURES_LISTED} more"
+    return shown
+
+
 def _report(
     model_admin: admin.ModelAdmin,
     request: HttpRequest,
     done: str,
-    succeeded: int,
+    succeeded: Sequence[Any],
     failures: list[str],
     note: str,
 ) -> None:
+    """ "Issued 2: 2026-11-00000012; 2026-11-00000013." or, with refusals,
+    "Issued 1 (2026-11-00000012); 1 failed: 2026-11-00000009: …"."""
     if not failures:
-        text = f"{done} {succeeded}." + (f" {note}" if note else "")
-        model_admin.message_user(request, text, messages.SUCCESS)
+        text = f"{done} {len(succeeded)}" + (f": {_listed(succeeded)}." if succeeded else ".")
+        model_admin.message_user(request, text + (f" {note}" if note else ""), messages.SUCCESS)
         return
-    listed = "; ".join(failures[:MAX_FAILURES_LISTED])
-    if len(failures) > MAX_FAILURES_LISTED:
-        listed += f"; and {len(failures) - MAX_FAILURES_LISTED} more"
+    done_part = f"{done} {len(succeeded)}" + (f" ({_listed(succeeded)})" if succeeded else "")
     level = messages.WARNING if succeeded else messages.ERROR
     model_admin.message_user(
-        request, f"{done} {succeeded}; {len(failures)} failed: {listed}", level
+        request, f"{done_part}; {len(failures)} failed: {_listed(failures)}", level
     )
 
 

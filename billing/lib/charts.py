@@ -22,8 +22,15 @@ class Bar:
     title: str = ""  # the tooltip; defaults to "label: value"
 
 
-def _fmt(value: Decimal) -> str:
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+def _places(biggest: Decimal) -> int:
+    """One number format per chart, chosen by its largest value: every tick and label
+    of an axis reads alike (no "0.00" under "100")."""
+    return 0 if abs(biggest) >= 100 else 2
+
+
+def _fmt(value: Decimal, places: int | None = None) -> str:
+    places = _places(value) if places is None else places
+    return f"{value:,.{places}f}"
 
 
 def _nice_max(value: Decimal) -> Decimal:
@@ -45,16 +52,24 @@ def column_chart(
     width: int = 640,
     height: int = 220,
     colour: str = PALETTE[0],
+    unit: str = "",
 ) -> SafeString:
-    """Vertical bars with a labelled value axis (e.g. revenue per month)."""
+    """Vertical bars with a labelled value axis (e.g. revenue per month); `unit` (a
+    currency) is written above the axis. Each chart has its own scale."""
     left, right, top, bottom = 56, 8, 24, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = _nice_max(max((bar.value for bar in bars), default=Decimal(0)))
+    places = _places(top_value / 4)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
         f'viewBox="0 0 {width} {height}" width="100%" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
+    if unit:
+        parts.append(
+            f'<text class="unit" x="{left - 6}" y="{top - 10}" text-anchor="end" '
+            f'font-size="10" fill="#6b7280">{escape(unit)}</text>'
+        )
     for step in range(5):
         value = top_value * step / 4
         y = top + plot_h - plot_h * step / 4
@@ -62,7 +77,7 @@ def column_chart(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#e5e7eb" stroke-width="1"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="10" '
-            f'fill="#6b7280">{escape(_fmt(value))}</text>'
+            f'fill="#6b7280">{escape(_fmt(value, places))}</text>'
         )
     if bars:
         slot = plot_w / len(bars)
@@ -71,7 +86,7 @@ def column_chart(
             h = float(bar.value / top_value) * plot_h if top_value else 0
             x = left + slot * index + (slot - bar_w) / 2
             y = top + plot_h - h
-            tip = bar.title or f"{bar.label}: {_fmt(bar.value)}"
+            tip = bar.title or f"{bar.label}: {_fmt(bar.value, places)}"
             parts.append(
                 f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                 f'height="{h:.1f}" fill="{colour}" rx="2"><title>{escape(tip)}</title></rect>'
@@ -95,6 +110,7 @@ def bar_list_chart(
     height = max(len(bars), 1) * row_h + 8
     plot_w = width - label_w - value_w
     biggest = max((bar.value for bar in bars), default=Decimal(0))
+    places = _places(biggest)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
         f'viewBox="0 0 {width} {height}" width="100%" aria-label="{escape(title)}">',
@@ -109,14 +125,14 @@ def bar_list_chart(
         y = 4 + index * row_h
         w = float(bar.value / biggest) * plot_w if biggest else 0
         label = bar.label if len(bar.label) <= 24 else bar.label[:23] + "…"
-        tip = bar.title or f"{bar.label}: {_fmt(bar.value)}"
+        tip = bar.title or f"{bar.label}: {_fmt(bar.value, places)}"
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="11" '
             f'fill="#374151">{escape(label)}</text>'
             f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row_h - 8}" '
             f'fill="{colour}" rx="2"><title>{escape(tip)}</title></rect>'
             f'<text x="{label_w + max(w, 1) + 6:.1f}" y="{y + 14}" font-size="11" '
-            f'fill="#111827">{escape(_fmt(bar.value))}</text>'
+            f'fill="#111827">{escape(_fmt(bar.value, places))}</text>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above

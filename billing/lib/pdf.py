@@ -71,8 +71,11 @@ def local_url_fetcher():
     return _fetcher_class()()
 
 
-def html_to_pdf(html: str) -> bytes:
+def html_to_pdf(html: str, **options) -> bytes:
+    """`options` go to WeasyPrint's `write_pdf` (e.g. `pdf_variant="pdf/a-3b"`)."""
     from weasyprint import HTML
 
     base_url = (Path(settings.BASE_DIR) / "templates").as_uri() + "/"
-    return HTML(string=html, base_url=base_url, url_fetcher=local_url_fetcher()).write_pdf()
+    return HTML(string=html, base_url=base_url, url_fetcher=local_url_fetcher()).write_pdf(
+        **options
+    )

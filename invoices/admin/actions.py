@@ -16,10 +16,10 @@ from django.utils import timezone
 from billing.lib.admin import AdminAction, service_action
 from invoices import services
 from invoices.admin.forms import CancelForm, CreditNoteForm, MarkPaidForm
-from invoices.exceptions import InvoiceError
+from invoices.exceptions import InvalidInvoiceTransition, InvoiceError, InvoiceNotChargeable
 from invoices.export import invoice_csv_lines
 from invoices.models import Invoice
-from invoices.pdf import invoice_pdf_content, invoice_pdf_filename
+from invoices.pdf import format_amount, invoice_pdf_content, invoice_pdf_filename
 
 State = Invoice.State
 
@@ -29,13 +29,25 @@ MAX_ZIP_INVOICES = 300
 def _describe(invoice: Invoice) -> str:
     return (
         f"{invoice} — {invoice.account.org_name} — {invoice.get_state_display()} — "
-        f"{invoice.cost} {invoice.currency}"
+        f"{_amount(invoice)}"
     )
 
 
-def invoice_action(service, *, to_state: str, label: str, **options: Any) -> AdminAction:
+def _refusal(verb: str):
+    """A refused move said in the clerk's words: "Paid, so it cannot be cancelled"."""
+
+    def refusal(invoice: Invoice, exc: Exception) -> str:
+        if isinstance(exc, InvalidInvoiceTransition | InvoiceNotChargeable):
+            return f"{invoice.get_state_display()}, so it cannot be {verb}"
+        return getattr(exc, "message", None) or str(exc)
+
+    return refusal
+
+
+def invoice_action(service, *, to_state: str, label: str, verb: str, **options: Any) -> AdminAction:
     """An action moving each selected invoice to `to_state` through `service`;
-    `label` names it on the page of one invoice the transition map lets it move."""
+    `label` names it on the page of one invoice the transition map lets it move,
+    `verb` (past participle) says what a refusal could not do."""
     action = service_action(
         service,
         subject="invoice",
@@ -43,6 +55,7 @@ def invoice_action(service, *, to_state: str, label: str, **options: Any) -> Adm
         errors=(InvoiceError,),
         applies=lambda invoice: invoice.can_transition_to(to_state),
         describe=_describe,
+        refusal=_refusal(verb),
         select_related=("account",),
         **options,
     )
@@ -52,34 +65,62 @@ def invoice_action(service, *, to_state: str, label: str, **options: Any) -> Adm
     return action
 
 
+def _amount(invoice: Invoice) -> str:
+    return f"{invoice.currency} {format_amount(invoice.cost, invoice.currency)}"
+
+
 finalize_invoices = invoice_action(
     services.invoice_finalize,
     label="Finalize",
+    verb="finalized",
     to_state=State.FINALIZED,
     description="Finalize selected invoices",
     done="Finalized",
+    done_one=lambda inv: f"Finalized invoice {inv} of {inv.account.org_name}",
 )
 issue_invoices = invoice_action(
     services.invoice_issue,
     label="Issue",
+    verb="issued",
     to_state=State.PENDING,
     description="Issue selected invoices",
     done="Issued",
+    done_one=lambda inv: f"Issued invoice {inv} to {inv.account.org_name}, due {inv.due_on}",
 )
 charge_invoices = invoice_action(
     services.invoice_charge,
     label="Charge the card on file",
+    verb="charged",
     to_state=State.PAID,
     description="Charge selected invoices (card on file)",
     done="Charged",
+    done_one=lambda inv: (
+        f"Charged {_amount(inv)} to {inv.account.org_name}'s card for invoice {inv}"
+    ),
 )
+
+
+def _payment_recorded(inv: Invoice) -> str:
+    if inv.state == State.PAID:
+        return f"Recorded {inv.account.org_name}'s payment of {_amount(inv)}: invoice {inv} is paid"
+    due = format_amount(inv.amount_due(), inv.currency)
+    return (
+        f"Recorded {inv.account.org_name}'s payment: {inv.currency} {due} is still due on "
+        f"invoice {inv}"
+    )
+
+
+# "Record payment" goes through invoice_mark_paid: in full (what is due) when no
+# amount is given, else the amount, which may leave part of the invoice due.
 mark_paid = invoice_action(
     services.invoice_mark_paid,
-    label="Record a bank payment",
+    label="Record payment",
+    verb="marked paid",
     to_state=State.PAID,
     form=MarkPaidForm,
-    description="Record a bank payment (mark paid)",
+    description="Record a payment (mark paid)",
     done="Marked paid",
+    done_one=_payment_recorded,
     title="Record a payment",
     button="Mark paid",
 )
@@ -94,6 +135,7 @@ create_credit_note = service_action(
     form=CreditNoteForm,
     description="Create a credit note",
     done="Credited",
+    done_one=lambda inv: f"Created a credit note on invoice {inv}",
     title="Create a credit note",
     button="Create credit note",
 )
@@ -102,11 +144,13 @@ create_credit_note.label = "Create credit note"  # type: ignore[attr-defined]
 create_credit_note.offered = lambda invoice: invoice.state in Invoice.ISSUED_STATES  # type: ignore[attr-defined]
 cancel_invoices = invoice_action(
     services.invoice_cancel,
-    label="Cancel",
+    label="Cancel…",
+    verb="cancelled",
     to_state=State.CANCELLED,
     form=CancelForm,
     description="Cancel selected invoices",
     done="Cancelled",
+    done_one=lambda inv: f"Cancelled invoice {inv} of {inv.account.org_name}",
     title="Cancel invoices",
     button="Cancel these invoices",
 )

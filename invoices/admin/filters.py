@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import admin
 from django.db.models import Max, Min
 from django.utils import timezone
@@ -64,6 +66,84 @@ class CurrencyFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(currency=self.value())
         return queryset
+
+
+class OutstandingFilter(admin.SimpleListFilter):
+    """Money owed: issued and neither paid nor cancelled, whatever the charge did
+    (awaiting payment, payment failed, failed)."""
+
+    title = "payment"
+    parameter_name = "outstanding"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("yes", "Outstanding"),
+            ("no", "Not outstanding"),
+            # What was invoiced, paid or not: the receivables report's "invoiced".
+            ("issued", "Issued, not cancelled"),
+        ]
+
+    def queryset(self, request, queryset):
+        outstanding = Invoice.CHARGEABLE_STATES
+        if self.value() == "issued":
+            return queryset.filter(state__in=Invoice.ISSUED_STATES)
+        if self.value() == "yes":
+            return queryset.filter(state__in=outstanding)
+        if self.value() == "no":
+            return queryset.exclude(state__in=outstanding)
+        return queryset
+
+
+class DateRangeFilter(admin.FieldListFilter):
+    """From and to dates (both included) on a date field: `<field>__gte`, `<field>__lte`.
+
+    The ageing report's cells link to the list with these parameters."""
+
+    template = "admin/invoices/invoice/date_range_filter.html"
+    titles = {"issued_on": "issue date", "due_on": "due date"}
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        self.lookup_since = f"{field_path}__gte"
+        self.lookup_until = f"{field_path}__lte"
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = self.titles.get(field_path, str(field.verbose_name))
+        # The base class took our parameters out of `params`, as lists.
+        for name, value in list(self.used_parameters.items()):
+            self.used_parameters[name] = value[-1] if isinstance(value, list) else value
+        self.since = self.used_parameters.get(self.lookup_since, "")
+        self.until = self.used_parameters.get(self.lookup_until, "")
+
+    def expected_parameters(self):
+        return [self.lookup_since, self.lookup_until]
+
+    def has_output(self) -> bool:
+        return True
+
+    def queryset(self, request, queryset):
+        bounds = {}
+        for name, value in self.used_parameters.items():
+            if not value:
+                continue
+            try:
+                bounds[name] = dt.date.fromisoformat(value)
+            except ValueError:
+                raise admin.options.IncorrectLookupParameters(
+                    f"{name} must be a date YYYY-MM-DD, got {value!r}"
+                ) from None
+        return queryset.filter(**bounds)
+
+    def choices(self, changelist):
+        # The template draws a small form; these are the other filters it keeps.
+        self.kept = [
+            (name, value)
+            for name, value in changelist.params.items()
+            if name not in self.expected_parameters()
+        ]
+        yield {
+            "selected": not (self.since or self.until),
+            "query_string": changelist.get_query_string(remove=self.expected_parameters()),
+            "display": "Any date",
+        }
 
 
 class OverdueFilter(admin.SimpleListFilter):

@@ -63,6 +63,12 @@ class InvoiceForm(forms.ModelForm):
         return account
 
 
+def _as_written(value: Decimal, *, min_places: int) -> Decimal:
+    """801.0000 -> 801, 0.04160000 -> 0.0416, 49.00000000 -> 49.00 (min_places=2)."""
+    places = max(-value.normalize().as_tuple().exponent, min_places, 0)
+    return value.quantize(Decimal(1).scaleb(-places))
+
+
 class LineItemForm(forms.ModelForm):
     """New lines are validated by the service's own rules; saved lines are read-only."""
 
@@ -78,6 +84,12 @@ class LineItemForm(forms.ModelForm):
             # it may carry usage records and a source the billing run relies on.
             for field in self.fields.values():
                 field.disabled = True
+            # Shown as written, not padded to the column's places (801, not 801.0000).
+            for name in ("quantity", "unit_price"):
+                value = self.initial.get(name)
+                if value is not None:
+                    places = 2 if name == "unit_price" else 0
+                    self.initial[name] = _as_written(value, min_places=places)
 
     def clean(self):
         cleaned = super().clean()

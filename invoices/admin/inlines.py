@@ -1,13 +1,15 @@
 """What the invoice page shows under the invoice: its lines (editable while the
-invoice is), its payments and its timeline (read-only)."""
+invoice is) and its payments (read-only). The timeline is a field of the page
+(`InvoiceAdmin.timeline`), sentences rather than rows."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
 from billing.lib.admin import ReadOnlyAdminMixin
+from invoices.admin.display import plain_number, unit_price
 from invoices.admin.forms import LineItemForm
-from invoices.models import CreditNote, Invoice, InvoiceEvent, LineItem, PaymentTransaction
+from invoices.models import CreditNote, Invoice, LineItem, PaymentTransaction
 from invoices.pdf import format_amount
 
 
@@ -15,6 +17,8 @@ class LineItemInline(admin.TabularInline):
     model = LineItem
     form = LineItemForm
     fields = ("name", "description", "quantity", "unit_price", "type", "line_cost")
+    # An issued invoice's lines, as printed: no storage padding on the numbers.
+    frozen_fields = ("name", "description", "line_quantity", "line_unit_price", "type", "line_cost")
     readonly_fields = ("line_cost",)
     extra = 0
 
@@ -23,6 +27,20 @@ class LineItemInline(admin.TabularInline):
         if line.pk is None:
             return "—"
         return format_amount(line.cost, line.invoice.currency)
+
+    @admin.display(description="quantity")
+    def line_quantity(self, line: LineItem) -> str:
+        return plain_number(line.quantity)
+
+    @admin.display(description="unit price")
+    def line_unit_price(self, line: LineItem) -> str:
+        return unit_price(line.unit_price, line.invoice.currency)
+
+    def get_fields(self, request, obj=None):
+        return self.fields if self._editable(obj) else self.frozen_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if self._editable(obj) else self.frozen_fields
 
     def _editable(self, obj: Invoice | None) -> bool:
         return obj is None or obj.is_editable
@@ -62,6 +80,9 @@ class PaymentTransactionInline(ReadOnlyInline):
     )
     readonly_fields = fields
 
+    verbose_name = "payment"
+    verbose_name_plural = "payments"
+
     @admin.display(description="amount")
     def paid_amount(self, payment: PaymentTransaction) -> str:
         return format_amount(payment.amount, payment.currency)
@@ -71,14 +92,6 @@ class PaymentTransactionInline(ReadOnlyInline):
         if not payment.card_last4:
             return "—"
         return f"{payment.card_brand} •••• {payment.card_last4}"
-
-
-class InvoiceEventInline(ReadOnlyInline):
-    model = InvoiceEvent
-    verbose_name = "event"
-    verbose_name_plural = "timeline"
-    fields = ("created_at", "kind", "from_state", "to_state", "actor", "reason", "data")
-    readonly_fields = fields
 
 
 class CreditNoteInline(ReadOnlyInline):

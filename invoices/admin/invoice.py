@@ -25,20 +25,18 @@ from billing.lib.months import month_start
 from billing.lib.paging import EstimatedCountPaginator
 from invoices import services
 from invoices.admin import actions as invoice_actions
+from invoices.admin.display import party_block, plain_number, timeline_html
 from invoices.admin.filters import (
     AccountFilter,
     CurrencyFilter,
+    DateRangeFilter,
     MonthFilter,
+    OutstandingFilter,
     OverdueFilter,
     is_id,
 )
 from invoices.admin.forms import InvoiceForm
-from invoices.admin.inlines import (
-    CreditNoteInline,
-    InvoiceEventInline,
-    LineItemInline,
-    PaymentTransactionInline,
-)
+from invoices.admin.inlines import CreditNoteInline, LineItemInline, PaymentTransactionInline
 from invoices.exceptions import InvoiceError
 from invoices.models import Invoice, LineItem
 from invoices.pdf import format_amount, invoice_pdf_response
@@ -80,10 +78,18 @@ class InvoiceAdmin(admin.ModelAdmin):
         "issued",
         "due",
         "total",
-        "currency",
     )
     list_display_links = ("number",)
-    list_filter = ("state", MonthFilter, CurrencyFilter, OverdueFilter, AccountFilter)
+    list_filter = (
+        OutstandingFilter,
+        OverdueFilter,
+        "state",
+        MonthFilter,
+        CurrencyFilter,
+        ("issued_on", DateRangeFilter),
+        ("due_on", DateRangeFilter),
+        AccountFilter,
+    )
     search_fields = ("friendly_id", "account__org_name", "account__billing_email")
     search_help_text = "An invoice number (or its start), an organisation or an e-mail address."
     list_select_related = ("account",)
@@ -93,7 +99,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("account",)
-    inlines = (LineItemInline, PaymentTransactionInline, CreditNoteInline, InvoiceEventInline)
+    # The event log is shown as sentences (`timeline`), not as a table of rows.
+    inlines = (LineItemInline, PaymentTransactionInline, CreditNoteInline)
     actions = (
         "finalize_invoices",
         "issue_invoices",
@@ -115,12 +122,50 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_list_template = "admin/invoices/invoice/change_list.html"
     change_form_template = "admin/invoices/invoice/change_form.html"
 
+    # The invoice page, as a clerk reads it: what it is, what it costs, when, who.
+    detail_fieldsets = (
+        (
+            "Amounts",
+            {
+                "fields": (
+                    ("subtotal", "vat", "total"),
+                    ("vat_rate_shown", "vat_code_shown"),
+                    (
+                        "amount_paid_shown",
+                        "amount_credited_shown",
+                        "credit_applied_shown",
+                        "amount_due_shown",
+                    ),
+                )
+            },
+        ),
+        (
+            "Dates",
+            {
+                "fields": (
+                    ("issued_on", "due_on", "paid_at"),
+                    ("finalized_at", "cancelled_at"),
+                    ("charge_attempts", "last_charge_attempt_at"),
+                    ("created_at", "updated_at"),
+                )
+            },
+        ),
+        ("Buyer and seller", {"fields": (("buyer", "seller"),)}),
+        ("Timeline", {"fields": ("timeline",)}),
+    )
     detail_fields = (
         "state_label",
         "creation_type",
         "currency",
-        "vat_rate",
-        "vat_code",
+        "pdf_link",
+        "vat_rate_shown",
+        "vat_code_shown",
+        "tax_treatment",
+        "tax_category",
+        "tax_mention",
+        "tax_exemption_reason",
+        "seller_country_code",
+        "buyer_country_code",
         "subtotal",
         "vat",
         "total",
@@ -135,11 +180,11 @@ class InvoiceAdmin(admin.ModelAdmin):
         "cancelled_at",
         "charge_attempts",
         "last_charge_attempt_at",
-        "pdf_link",
-        "buyer_details",
-        "seller_details",
         "created_at",
         "updated_at",
+        "buyer",
+        "seller",
+        "timeline",
     )
 
     # -- columns
@@ -172,15 +217,23 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="total", ordering="cost")
     def total(self, invoice: Invoice) -> str:
-        return format_amount(invoice.cost, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.cost, invoice.currency)}"
 
     @admin.display(description="subtotal")
     def subtotal(self, invoice: Invoice) -> str:
-        return format_amount(invoice.cost_without_vat, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.cost_without_vat, invoice.currency)}"
 
     @admin.display(description="VAT")
     def vat(self, invoice: Invoice) -> str:
-        return format_amount(invoice.vat_amount, invoice.currency)
+        return f"{invoice.currency} {format_amount(invoice.vat_amount, invoice.currency)}"
+
+    @admin.display(description="VAT rate")
+    def vat_rate_shown(self, invoice: Invoice) -> str:
+        return f"{plain_number(invoice.vat_rate)} %" if invoice.vat_rate is not None else "—"
+
+    @admin.display(description="VAT code")
+    def vat_code_shown(self, invoice: Invoice) -> str:
+        return invoice.vat_code or "—"
 
     @admin.display(description="amount paid")
     def amount_paid_shown(self, invoice: Invoice) -> str:
@@ -209,6 +262,24 @@ class InvoiceAdmin(admin.ModelAdmin):
             note = "rendered now, watermarked"
         return format_html('<a href="{}">Download PDF</a> ({})', url, note)
 
+    @admin.display(description="buyer")
+    def buyer(self, invoice: Invoice) -> str:
+        if not invoice.buyer_details and invoice.account_id:
+            return format_html(
+                "{}<br><span class='help'>Frozen from the account when the invoice is "
+                "issued.</span>",
+                invoice.account.org_name,
+            )
+        return party_block(invoice.buyer_details)
+
+    @admin.display(description="seller")
+    def seller(self, invoice: Invoice) -> str:
+        return party_block(invoice.seller_details, seller=True)
+
+    @admin.display(description="what happened")
+    def timeline(self, invoice: Invoice) -> str:
+        return timeline_html(invoice)
+
     # -- queryset and search
 
     def get_queryset(self, request):
@@ -231,10 +302,33 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     # -- the change form
 
-    def get_fields(self, request, obj=None):
+    def get_inlines(self, request, obj):
+        # Only an issued invoice has credit notes: the add and draft pages go without.
+        if obj is None or not obj.is_issued:
+            return [inline for inline in self.inlines if inline is not CreditNoteInline]
+        return self.inlines
+
+    def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return ("account", "period")
-        return ("account", "period", "friendly_id", *self.detail_fields)
+            return ((None, {"fields": ("account", "period")}),)
+        head = (
+            None,
+            {
+                "fields": (
+                    ("friendly_id", "state_label"),
+                    ("account", "period"),
+                    ("currency", "creation_type"),
+                    "pdf_link",
+                )
+            },
+        )
+        return (head, *self.detail_fieldsets)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and not obj.is_editable:
+            # Nothing is typed on a read-only page: no "leave empty…" advice under it.
+            kwargs["help_texts"] = {}
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -261,9 +355,9 @@ class InvoiceAdmin(admin.ModelAdmin):
         allowed = []
         for name, (func, _, _) in offered.items():
             to_state = getattr(func, "to_state", None)
-            offered = getattr(func, "offered", None)
+            offer = getattr(func, "offered", None)
             if (to_state is not None and invoice.can_transition_to(to_state)) or (
-                offered is not None and offered(invoice)
+                offer is not None and offer(invoice)
             ):
                 allowed.append((name, func.label))
         return allowed
@@ -272,13 +366,48 @@ class InvoiceAdmin(admin.ModelAdmin):
         invoice = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if invoice is not None:
-            extra_context["allowed_actions"] = self.allowed_actions(request, invoice)
+            extra_context["allowed_actions"] = [
+                (name, label, reverse("admin:invoices_invoice_act", args=[invoice.pk, name]))
+                for name, label in self.allowed_actions(request, invoice)
+            ]
         if invoice is not None and not invoice.is_editable:
-            # Issued or cancelled: nothing on the page can be saved, so offer no Save.
+            # Issued or cancelled: nothing on the page can be saved, so offer no Save,
+            # and call the page what it is.
             extra_context.update(
-                show_save=False, show_save_and_continue=False, show_save_and_add_another=False
+                title=f"View invoice {invoice}",
+                show_save=False,
+                show_save_and_continue=False,
+                show_save_and_add_another=False,
+            )
+        elif invoice is not None and "title" not in extra_context:
+            extra_context["title"] = (
+                f"Edit finalized invoice {invoice}"
+                if invoice.friendly_id
+                else f"Edit draft #{invoice.pk}"
             )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def action_view(self, request, object_id, name):
+        """One of the list's actions on this invoice alone, from a button on its page.
+
+        The action is the list's own (same service, same form, same report); only
+        where the clerk lands afterwards differs: back on the invoice.
+        """
+        invoice = self.get_object(request, object_id)
+        if invoice is None:
+            raise Http404("No such invoice.")
+        page = reverse("admin:invoices_invoice_change", args=[invoice.pk])
+        offered = self.get_actions(request)
+        if name not in offered or (
+            getattr(offered[name][0], "to_state", None) is None
+            and getattr(offered[name][0], "offered", None) is None
+        ):
+            raise Http404("No such action.")
+        if request.method != "POST":
+            return redirect(page)
+        func = offered[name][0]
+        response = func(self, request, self.get_queryset(request).filter(pk=invoice.pk))
+        return response if response is not None else redirect(page)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
@@ -368,7 +497,12 @@ class InvoiceAdmin(admin.ModelAdmin):
                 "<path:object_id>/pdf/",
                 self.admin_site.admin_view(self.pdf_view),
                 name="invoices_invoice_pdf",
-            )
+            ),
+            path(
+                "<path:object_id>/act/<str:name>/",
+                self.admin_site.admin_view(self.action_view),
+                name="invoices_invoice_act",
+            ),
         ]
         return custom + urls
 
@@ -391,9 +525,11 @@ class InvoiceAdmin(admin.ModelAdmin):
         if cl.result_count > MAX_TOTALS_ROWS:
             context["selection_totals_skipped"] = MAX_TOTALS_ROWS
             return response
-        # One GROUP BY over the filtered list, not a loop over its rows.
+        # One GROUP BY over the filtered list, not a loop over its rows. Only issued
+        # invoices count: a draft is not owed yet, a cancelled one never will be.
         rows = (
-            cl.queryset.order_by()
+            cl.queryset.filter(state__in=Invoice.ISSUED_STATES)
+            .order_by()
             .values("currency")
             .annotate(invoices=Count("id"), subtotal=Sum("cost_without_vat"), total=Sum("cost"))
             .order_by("currency")

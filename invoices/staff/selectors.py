@@ -14,12 +14,13 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from billing.lib.money import ZERO
-from billing.lib.months import add_months, month_bounds
+from billing.lib.months import add_months, month_bounds, month_start
 from invoices.models import Invoice, PaymentTransaction
 from usage.models import UsageRecord
 
 State = Invoice.State
 MONTHS = 12
+MAX_MONTHS = 36  # the longest range the dashboard draws
 RECENT_DAYS = 30
 TOP_ACCOUNTS = 5
 
@@ -84,12 +85,28 @@ def _as_date(value) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-def revenue_by_month(now: dt.datetime) -> tuple[list[dt.date], list[CurrencyRevenue]]:
-    """Paid invoices per month of payment, the last twelve months, per currency."""
-    months = [add_months(now.date(), -back) for back in range(MONTHS - 1, -1, -1)]
+def month_range(first: dt.date, last: dt.date) -> list[dt.date]:
+    """The first days of the months from `first` to `last`, both included."""
+    months, current = [], month_start(first)
+    while current <= last and len(months) < MAX_MONTHS:
+        months.append(current)
+        current = add_months(current, 1)
+    return months
+
+
+def last_months(now: dt.datetime, count: int = MONTHS) -> list[dt.date]:
+    return [add_months(now.date(), -back) for back in range(count - 1, -1, -1)]
+
+
+def revenue_by_month(
+    now: dt.datetime, months: list[dt.date] | None = None
+) -> tuple[list[dt.date], list[CurrencyRevenue]]:
+    """Paid invoices per month of payment, per currency: the last twelve months, or `months`."""
+    months = months or last_months(now)
     start, _ = month_bounds(months[0])
+    _, end = month_bounds(months[-1])
     rows = (
-        Invoice.objects.filter(state=State.PAID, paid_at__gte=start)
+        Invoice.objects.filter(state=State.PAID, paid_at__gte=start, paid_at__lt=end)
         .annotate(month=TruncMonth("paid_at"))
         .values("month", "currency")
         .annotate(total=Sum("cost"))
@@ -152,14 +169,21 @@ def failed_payments_recent(now: dt.datetime) -> list[FailedPayments]:
 
 
 def top_accounts_by_revenue(
-    now: dt.datetime, currencies: list[str], limit: int = TOP_ACCOUNTS
+    now: dt.datetime,
+    currencies: list[str],
+    limit: int = TOP_ACCOUNTS,
+    months: list[dt.date] | None = None,
 ) -> dict[str, list[TopAccount]]:
-    """The best-paying accounts of the last twelve months, per currency (one query each)."""
-    start, _ = month_bounds(add_months(now.date(), -(MONTHS - 1)))
+    """The best-paying accounts of the months shown (twelve by default), per currency."""
+    months = months or last_months(now)
+    start, _ = month_bounds(months[0])
+    _, end = month_bounds(months[-1])
     result: dict[str, list[TopAccount]] = {}
     for currency in currencies:
         rows = (
-            Invoice.objects.filter(state=State.PAID, paid_at__gte=start, currency=currency)
+            Invoice.objects.filter(
+                state=State.PAID, paid_at__gte=start, paid_at__lt=end, currency=currency
+            )
             .values("account_id", "account__org_name")
             .annotate(revenue=Sum("cost"), invoices=Count("id"))
             .order_by("-revenue", "account_id")[:limit]
@@ -200,15 +224,150 @@ def usage_by_service(now: dt.datetime) -> list[ServiceUsage]:
     ]
 
 
-def dashboard_get(now: dt.datetime | None = None) -> Dashboard:
+def dashboard_get(now: dt.datetime | None = None, months: list[dt.date] | None = None) -> Dashboard:
+    """The dashboard's figures; `months` (first days, oldest first) replaces the last twelve."""
     now = now or timezone.now()
-    months, revenue = revenue_by_month(now)
+    months, revenue = revenue_by_month(now, months)
     return Dashboard(
         today=now.date(),
         months=months,
         revenue=revenue,
         outstanding=outstanding_by_currency(now.date()),
         failed_payments=failed_payments_recent(now),
-        top_accounts=top_accounts_by_revenue(now, [item.currency for item in revenue]),
+        top_accounts=top_accounts_by_revenue(
+            now, [item.currency for item in revenue], months=months
+        ),
         usage=usage_by_service(now),
     )
+
+
+# -- receivables: the ageing of what is owed, and what came in against what went out
+
+# (label, fewest days past due, most days past due); None is open-ended.
+AGEING_BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
+    ("Current", None, 0),  # not yet due, or due today
+    ("1-30 days", 1, 30),
+    ("31-60 days", 31, 60),
+    ("61-90 days", 61, 90),
+    ("Over 90 days", 91, None),
+)
+
+
+@dataclass
+class AgeingCell:
+    label: str
+    invoices: int
+    amount: Decimal
+    due_from: dt.date | None  # the due dates this cell covers, both included
+    due_until: dt.date | None
+
+
+@dataclass
+class AgeingRow:
+    currency: str
+    cells: list[AgeingCell]
+
+    @property
+    def invoices(self) -> int:
+        return sum(cell.invoices for cell in self.cells)
+
+    @property
+    def amount(self) -> Decimal:
+        return sum((cell.amount for cell in self.cells), ZERO)
+
+
+def _due_window(today: dt.date, fewest: int | None, most: int | None):
+    """Days past due -> due dates: 1-30 days past due is due from today-30 to today-1;
+    "current" (0 days or not yet due) is due from today on."""
+    due_from = today - dt.timedelta(days=most) if most is not None else None
+    due_until = today - dt.timedelta(days=fewest) if fewest is not None else None
+    return due_from, due_until
+
+
+def ageing_report(today: dt.date) -> list[AgeingRow]:
+    """Outstanding invoices (issued, not paid, not cancelled) by days past due, per
+    currency: one GROUP BY with a filtered sum per bucket (the state/due_on index)."""
+    windows = [(label, *_due_window(today, fewest, most)) for label, fewest, most in AGEING_BUCKETS]
+    aggregates = {}
+    for index, (_, due_from, due_until) in enumerate(windows):
+        condition = Q()
+        if due_from is not None:
+            condition &= Q(due_on__gte=due_from)
+        if due_until is not None:
+            condition &= Q(due_on__lte=due_until)
+        aggregates[f"n{index}"] = Count("id", filter=condition)
+        aggregates[f"a{index}"] = Sum("cost", filter=condition)
+    rows = (
+        Invoice.objects.filter(state__in=Invoice.CHARGEABLE_STATES)
+        .values("currency")
+        .annotate(**aggregates)
+        .order_by("currency")
+    )
+    return [
+        AgeingRow(
+            currency=row["currency"],
+            cells=[
+                AgeingCell(label, row[f"n{i}"], row[f"a{i}"] or ZERO, due_from, due_until)
+                for i, (label, due_from, due_until) in enumerate(windows)
+            ],
+        )
+        for row in rows
+    ]
+
+
+@dataclass
+class MonthFlow:
+    month: dt.date
+    invoiced: Decimal
+    invoices: int
+    collected: Decimal
+
+
+@dataclass
+class CurrencyFlow:
+    currency: str
+    months: list[MonthFlow]
+
+
+def collected_vs_invoiced(months: list[dt.date]) -> list[CurrencyFlow]:
+    """Per currency and month: what was invoiced (issued that month, not cancelled) and
+    what was collected (successful payments received that month, refunds deducted)."""
+    start, _ = month_bounds(months[0])
+    _, end = month_bounds(months[-1])
+    invoiced = (
+        Invoice.objects.filter(
+            state__in=Invoice.ISSUED_STATES,
+            issued_on__gte=start.date(),
+            issued_on__lt=end.date(),
+        )
+        .annotate(month=TruncMonth("issued_on"))
+        .values("month", "currency")
+        .annotate(total=Sum("cost"), invoices=Count("id"))
+        .order_by()
+    )
+    collected = (
+        PaymentTransaction.objects.filter(success=True, created_at__gte=start, created_at__lt=end)
+        .annotate(month=TruncMonth("created_at"))
+        .values("month", "currency", "action")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    table: dict[str, dict[dt.date, MonthFlow]] = {}
+
+    def cell(currency: str, month) -> MonthFlow:
+        month = _as_date(month)
+        per_month = table.setdefault(currency, {m: MonthFlow(m, ZERO, 0, ZERO) for m in months})
+        return per_month.setdefault(month, MonthFlow(month, ZERO, 0, ZERO))
+
+    for row in invoiced:
+        flow = cell(row["currency"], row["month"])
+        flow.invoiced += row["total"] or ZERO
+        flow.invoices += row["invoices"]
+    for row in collected:
+        flow = cell(row["currency"], row["month"])
+        sign = -1 if row["action"] == PaymentTransaction.Action.REFUND else 1
+        flow.collected += sign * (row["total"] or ZERO)
+    return [
+        CurrencyFlow(currency, [per_month[m] for m in months])
+        for currency, per_month in sorted(table.items())
+    ]

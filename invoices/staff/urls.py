@@ -8,4 +8,5 @@ app_name = "staff"
 
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("receivables/", views.ageing, name="ageing"),
 ]

@@ -229,3 +229,44 @@ class TestUpdateAndDelete:
         )
         assert response.status_code == 422
         assert list(response.json()["errors"]) == ["account_id"]
+
+
+@pytest.mark.django_db
+class TestTaxFields:
+    def test_tax_fields_are_written_and_shown_only_when_set(self, client, owner, key):
+        path = f"/admin/api/accounts/{owner.account.pk}"
+        body = {
+            "country_code": "es",
+            "vat_code": "esb 58378431",
+            "is_business": "false",
+            "tax_exempt": "true",
+            "tax_exempt_reason": "Article 132",
+        }
+        response = send_json(client, "put", f"{path}.json", key, body)
+        assert response.status_code == 200
+        data = response.json()["account"]
+        assert (data["country_code"], data["vat_code"], data["is_business"]) == (
+            "ES",
+            "ESB58378431",
+            False,
+        )
+        assert (data["tax_exempt"], data["tax_exempt_reason"]) == (True, "Article 132")
+        root = parse_xml(client.get(url(f"{path}.xml", key)))
+        assert (root.findtext("country_code"), root.findtext("tax_exempt")) == ("ES", "true")
+
+    def test_an_account_without_them_has_3scales_keys_only(self, client, owner, key):
+        response = client.get(url(f"/admin/api/accounts/{owner.account.pk}.json", key))
+        assert set(response.json()["account"]) <= set(ACCOUNT_KEYS)
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"vat_code": "DE123"},
+            {"country_code": "XX"},
+            {"tax_exempt": "true"},
+            {"tax_exempt": "maybe", "tax_exempt_reason": "x"},
+        ],
+    )
+    def test_bad_tax_fields_are_refused(self, client, owner, key, body):
+        path = f"/admin/api/accounts/{owner.account.pk}.json"
+        assert send_json(client, "put", path, key, body).status_code == 422

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
 from django.test import RequestFactory
 
@@ -64,7 +65,15 @@ def test_every_row_goes_through_the_service_with_the_actor(users, request_as):
     assert action(model_admin, request_as(), selected()) is None
     assert [name for name, _ in calls] == [user.username for user in users]
     assert {actor for _, actor in calls} == {"staff:fin"}
-    assert model_admin.sent == [(messages.SUCCESS, "Touched 12. Nothing else changed.")]
+    # the rows acted on are named (capped), and each is in Recent actions
+    assert model_admin.sent == [
+        (
+            messages.SUCCESS,
+            "Touched 12: u00; u01; u02; u03; u04; u05; u06; u07; u08; u09; and 2 more. "
+            "Nothing else changed.",
+        )
+    ]
+    assert LogEntry.objects.filter(change_message="Touch").count() == 12
     assert action.allowed_permissions == ["change"]
     assert action.short_description == "Touch"
 
@@ -81,7 +90,7 @@ def test_refusals_are_listed_by_row_and_capped(users, request_as):
     action(model_admin, request_as(), selected())
     [(level, text)] = model_admin.sent
     assert level == messages.WARNING
-    assert text.startswith("Done 1; 11 failed: u01: not today; u02: not today")
+    assert text.startswith("Done 1 (u00); 11 failed: u01: not today; u02: not today")
     assert text.endswith("; and 1 more")
 
 
@@ -136,7 +145,40 @@ def test_a_form_asks_first_then_passes_its_fields_as_keywords(users, request_as)
     assert invalid.context_data["form"].errors and calls == []
     action(model_admin, request_as({"action": "annotate", "apply": "1", "note": "hi"}), two)
     assert calls == [("u00", "hi"), ("u01", "hi")]
-    assert model_admin.sent == [(messages.SUCCESS, "Annotated 2.")]
+    assert model_admin.sent == [(messages.SUCCESS, "Annotated 2: u00; u01.")]
+    # the form's answers are part of what Recent actions says was done
+    assert set(LogEntry.objects.values_list("change_message", flat=True)) == {"Annotate (note: hi)"}
+
+
+def test_one_row_is_reported_in_the_callers_words(users, request_as):
+    action = service_action(
+        lambda *, user: user,
+        subject="user",
+        description="Greet",
+        done="Greeted",
+        errors=(),
+        done_one=lambda user: f"Greeted {user.username} by name",
+    )
+    model_admin = RecordingAdmin()
+    action(model_admin, request_as(), selected().filter(username="u03"))
+    assert model_admin.sent == [(messages.SUCCESS, "Greeted u03 by name.")]
+
+
+def test_a_refusal_is_reworded_by_the_caller(users, request_as):
+    def refuse(*, user):
+        raise Refused("Cannot transition to x")
+
+    action = service_action(
+        refuse,
+        subject="user",
+        description="T",
+        done="Done",
+        errors=(Refused,),
+        refusal=lambda user, exc: f"{user.username} is not ready",
+    )
+    model_admin = RecordingAdmin()
+    action(model_admin, request_as(), selected().filter(username="u05"))
+    assert model_admin.sent == [(messages.ERROR, "Done 0; 1 failed: u05: u05 is not ready")]
 
 
 def test_staff_actor():

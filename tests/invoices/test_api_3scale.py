@@ -744,6 +744,16 @@ class TestState:
         assert invoice.state == final
         assert not PaymentTransaction.objects.filter(invoice=invoice).exists()
 
+    @pytest.mark.parametrize("state", [S.OPEN, S.PENDING, S.UNPAID])
+    def test_states_are_3scale_values_never_the_admin_labels(self, client, key, state):
+        invoice = make_invoice(state=state)
+        as_json = client.get(url(f"/api/invoices/{invoice.pk}.json", key))
+        assert as_json.json()["invoice"]["state"] == state.value
+        as_xml = client.get(url(f"/api/invoices/{invoice.pk}.xml", key))
+        assert parse_xml(as_xml).findtext("state") == state.value
+        for body in (as_json.content, as_xml.content):
+            assert state.label.encode() not in body  # "Draft", "Awaiting payment", …
+
     def test_state_as_query_parameter(self, client, key):
         invoice = make_invoice()
         response = client.put(url(f"/api/invoices/{invoice.pk}/state.xml", key, state="cancel"))

@@ -67,3 +67,26 @@ def test_month_is_the_period():
     out = io.StringIO()
     call_command("export_invoices", "--month", "2026-02", stdout=out)
     assert len(out.getvalue().splitlines()) == 2
+
+
+@pytest.mark.django_db
+def test_export_names_the_buyer_and_the_payment_and_drops_microseconds():
+    from invoices import services
+
+    account = AccountFactory(country="Germany", vat_code="DE123456789")
+    invoice = make_invoice(account=account, state="pending")
+    services.invoice_mark_paid(
+        invoice=invoice, actor="test", method="bank_transfer", reference="SEPA-42"
+    )
+    draft = make_invoice()
+    out = io.StringIO()
+    call_command("export_invoices", stdout=out)
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO(out.getvalue()))}
+    paid = rows[str(invoice.pk)]
+    assert (paid["buyer_country"], paid["buyer_vat_id"]) == ("Germany", "DE123456789")
+    assert (paid["payment_method"], paid["payment_reference"]) == ("Bank transfer", "SEPA-42")
+    assert rows[str(draft.pk)]["payment_method"] == ""
+    for column in ("paid_at", "created_at"):
+        value = paid[column]
+        assert "." not in value and "+" not in value  # "2026-11-30 20:21:05", UTC
+        assert dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S")

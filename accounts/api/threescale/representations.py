@@ -55,11 +55,26 @@ def account_json(account: Account, links: Links) -> dict[str, Any]:
         if value:
             address[key] = value
     data["billing_address"] = address
+    # Tax fields beyond 3scale's, only when they say something: a 3scale client
+    # sees exactly the keys it knows for an account that uses none of them.
+    data.update(_tax_fields(account))
     data["links"] = [
         links.rel("self", f"/admin/api/accounts/{account.pk}"),
         links.rel("invoices", f"/api/accounts/{account.pk}/invoices"),
     ]
     return data
+
+
+def _tax_fields(account: Account) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if account.country_code:
+        fields["country_code"] = account.country_code
+    if not account.is_business:
+        fields["is_business"] = False
+    if account.tax_exempt:
+        fields["tax_exempt"] = True
+        fields["tax_exempt_reason"] = account.tax_exempt_reason
+    return fields
 
 
 def _text(value: Any) -> str | None:
@@ -89,6 +104,10 @@ def account_xml(account: Account) -> Element:
             Element("credit_card_stored", "true" if _credit_card_stored(account) else "false"),
             Element("credit_card_partial_number", _text(account.card_last4)),
             Element("billing_address", children=address),
+            *(
+                Element(key, str(value).lower() if isinstance(value, bool) else value)
+                for key, value in _tax_fields(account).items()
+            ),
         ],
     )
 

@@ -55,6 +55,8 @@ TEXT_FIELDS = (
     "zip",
     "country",
     "phone",
+    "country_code",
+    "tax_exempt_reason",
 )
 
 
@@ -78,6 +80,15 @@ class ThreeScaleAccountSerializer(serializers.Serializer):
         child=serializers.CharField(),
         help_text="company, address1, address2, city, state, zip, country, phone (blanks omitted).",
     )
+    country_code = serializers.CharField(
+        required=False,
+        help_text="ISO 3166-1 alpha-2; decides the VAT treatment. Omitted when unset.",
+    )
+    is_business = serializers.BooleanField(
+        required=False, help_text="Only when false: the buyer is a consumer."
+    )
+    tax_exempt = serializers.BooleanField(required=False, help_text="Only when true.")
+    tax_exempt_reason = serializers.CharField(required=False)
     links = s.ThreeScaleLinkSerializer(many=True)
 
 
@@ -112,6 +123,14 @@ class ThreeScaleAccountWriteSerializer(serializers.Serializer):
     zip = serializers.CharField(required=False)
     country = serializers.CharField(required=False)
     phone = serializers.CharField(required=False)
+    country_code = serializers.CharField(
+        required=False, help_text="ISO 3166-1 alpha-2 (ES, DE, US); decides the VAT treatment."
+    )
+    is_business = serializers.BooleanField(required=False)
+    tax_exempt = serializers.BooleanField(required=False)
+    tax_exempt_reason = serializers.CharField(
+        required=False, help_text="Required with tax_exempt; printed on the invoices."
+    )
     billing_address = serializers.DictField(
         child=serializers.CharField(),
         required=False,
@@ -142,6 +161,12 @@ def account_fields(request) -> dict[str, Any]:
         fields["billing_email"] = (text(email, "email") or "").strip()
     if "currency" in fields:
         fields["currency"] = fields["currency"].upper()
+    if "country_code" in fields:
+        fields["country_code"] = fields["country_code"].upper()
+    for flag in ("is_business", "tax_exempt"):
+        value = get(flag)
+        if value is not None:
+            fields[flag] = _flag(value, flag)
     vat_rate = get("vat_rate")
     if vat_rate is not None:
         fields["vat_rate"] = None if vat_rate == "" else decimal(vat_rate, "vat_rate")
@@ -152,6 +177,16 @@ def account_fields(request) -> dict[str, Any]:
             None if terms == "" else _whole_number(terms, "payment_terms_days")
         )
     return fields
+
+
+def _flag(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("true", "1"):
+        return True
+    if str(value).strip().lower() in ("false", "0"):
+        return False
+    raise Unprocessable.on(field, "must be true or false")
 
 
 def _whole_number(value: Any, field: str) -> int:

@@ -25,6 +25,7 @@ from billing.api.permissions import request_api_key
 from billing.api.v1 import V1APIMixin
 from billing.lib.months import month_start
 from invoices import selectors, services
+from invoices.api.v1 import einvoice as einvoice_api
 from invoices.api.v1.filters import InvoiceFilterSet
 from invoices.api.v1.serializers import (
     CreditNoteCreateSerializer,
@@ -461,6 +462,12 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
             reference=body.get("reference", ""),
         )
         return self._respond(invoice)
+
+    @extend_schema(**einvoice_api.SCHEMA)
+    @action(detail=True, methods=["get"], renderer_classes=einvoice_api.RENDERERS)
+    def einvoice(self, request, *args, **kwargs):
+        syntax = request.query_params.get("syntax", "ubl")
+        return einvoice_api.einvoice_response(self.get_object(), syntax)
 
     @extend_schema(
         methods=["GET"],

@@ -9,6 +9,7 @@ import zipfile
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
@@ -35,13 +36,16 @@ class TestActions:
     def test_finalize_then_issue(self, finance, media, django_capture_on_commit_callbacks):
         invoice = make_invoice()
         response = act(finance, "finalize_invoices", [invoice])
-        assert "Finalized 1." in messages_of(response)
         invoice.refresh_from_db()
+        org = invoice.account.org_name
+        assert messages_of(response) == [f"Finalized invoice {invoice.friendly_id} of {org}."]
         assert invoice.state == S.FINALIZED and invoice.friendly_id
         with django_capture_on_commit_callbacks(execute=True):
             response = act(finance, "issue_invoices", [invoice])
-        assert "Issued 1." in messages_of(response)
         invoice.refresh_from_db()
+        assert messages_of(response) == [
+            f"Issued invoice {invoice.friendly_id} to {org}, due {invoice.due_on}."
+        ]
         assert invoice.state == S.PENDING and invoice.issued_on and invoice.pdf
         event = invoice.events.filter(kind=InvoiceEvent.Kind.TRANSITION).last()
         assert event.actor == "staff:fin"
@@ -52,8 +56,10 @@ class TestActions:
         cancelled = make_invoice_cancelled(cancelled)
         response = act(finance, "issue_invoices", [good, cancelled])
         [message] = messages_of(response)
+        good.refresh_from_db()
         assert message == (
-            f"Issued 1; 1 failed: {cancelled.friendly_id}: Cannot transition to pending"
+            f"Issued 1 ({good.friendly_id}); 1 failed: "
+            f"{cancelled.friendly_id}: Cancelled, so it cannot be issued"
         )
         cancelled.refresh_from_db()
         assert cancelled.state == S.CANCELLED
@@ -72,7 +78,7 @@ class TestActions:
         )
         response = act(finance, "charge_invoices", [ok, declined])
         [message] = messages_of(response)
-        assert message.startswith("Charged 1; 1 failed: ")
+        assert message.startswith(f"Charged 1 ({ok.friendly_id}); 1 failed: ")
         assert f"{declined.friendly_id}: Failed to charge the credit card." in message
         ok.refresh_from_db()
         declined.refresh_from_db()
@@ -95,8 +101,11 @@ class TestActions:
         done = act(
             finance, "mark_paid", [invoice], apply="1", reference="SEPA-778", method="bank_transfer"
         )
-        assert "Marked paid 1." in messages_of(done)
         invoice.refresh_from_db()
+        assert messages_of(done) == [
+            f"Recorded {invoice.account.org_name}'s payment of USD 100.00: "
+            f"invoice {invoice.friendly_id} is paid."
+        ]
         payment = invoice.payment_transactions.get()
         assert invoice.state == S.PAID
         assert (payment.reference, payment.method, payment.success) == (
@@ -111,8 +120,10 @@ class TestActions:
         page = act(finance, "cancel_invoices", [invoice])
         assert b'name="reason"' in page.content
         response = act(finance, "cancel_invoices", [invoice], apply="1", reason="duplicate")
-        assert "Cancelled 1." in messages_of(response)
         invoice.refresh_from_db()
+        assert messages_of(response) == [
+            f"Cancelled invoice {invoice.friendly_id} of {invoice.account.org_name}."
+        ]
         assert invoice.state == S.CANCELLED
         assert invoice.events.last().reason == "duplicate"
 
@@ -181,7 +192,11 @@ class TestPaymentsAndCredits:
             amount="30.00",
             paid_on="2026-11-02",
         )
-        assert "Marked paid 1." in messages_of(done)
+        assert (
+            messages_of(done)
+            == [f"Recorded Org 0's payment: USD 70.00 is still due on invoice {invoice}."]
+            or "70.00 is still due" in messages_of(done)[0]
+        )
         invoice.refresh_from_db()
         payment = invoice.payment_transactions.get()
         assert (invoice.state, invoice.amount_due()) == (S.UNPAID, Decimal("70"))
@@ -198,7 +213,7 @@ class TestPaymentsAndCredits:
         done = act(
             finance, "create_credit_note", [invoice], apply="1", reason="goodwill", amount="15"
         )
-        assert "Credited 1." in messages_of(done)
+        assert messages_of(done) == [f"Created a credit note on invoice {invoice}."]
         note = invoice.credit_notes.get()
         assert (note.cost, note.amount_to_balance) == (Decimal("15"), Decimal("15"))
         page = finance.get(reverse("admin:invoices_invoice_change", args=[invoice.pk]))
@@ -224,7 +239,7 @@ class TestTransitionMap:
     def test_invoice_page_offers_the_moves_its_state_allows(self, finance, media, state, offered):
         invoice = make_invoice(state=state)
         response = self.change_page(finance, invoice)
-        names = [name for name, _ in response.context["allowed_actions"]]
+        names = [name for name, _, _ in response.context["allowed_actions"]]
         assert names == offered
         for name in offered:
             assert f'name="action" value="{name}"'.encode() in response.content
@@ -235,10 +250,55 @@ class TestTransitionMap:
 
     def test_a_move_from_the_invoice_page_goes_through_the_service(self, finance, media):
         invoice = make_invoice()
-        response = act(finance, "finalize_invoices", [invoice])
-        assert "Finalized 1." in messages_of(response)
+        url = reverse("admin:invoices_invoice_act", args=[invoice.pk, "finalize_invoices"])
+        response = finance.post(url, {"action": "finalize_invoices"}, follow=True)
         invoice.refresh_from_db()
         assert invoice.state == S.FINALIZED
+        # back on the invoice's page, told which invoice and which number
+        assert response.redirect_chain[-1][0] == reverse(
+            "admin:invoices_invoice_change", args=[invoice.pk]
+        )
+        assert messages_of(response) == [
+            f"Finalized invoice {invoice.friendly_id} of {invoice.account.org_name}."
+        ]
+        # and it is in Recent actions
+        entry = LogEntry.objects.get(object_id=str(invoice.pk))
+        assert entry.get_change_message() == "Finalize selected invoices"
+
+    def test_cancel_from_the_invoice_page_asks_for_a_reason(self, finance, media):
+        invoice = make_invoice(state=S.PENDING)
+        url = reverse("admin:invoices_invoice_act", args=[invoice.pk, "cancel_invoices"])
+        page = finance.post(url, {"action": "cancel_invoices"})
+        assert page.status_code == 200 and b'name="reason"' in page.content
+        done = finance.post(
+            url, {"action": "cancel_invoices", "apply": "1", "reason": "ordered twice"}, follow=True
+        )
+        invoice.refresh_from_db()
+        assert invoice.state == S.CANCELLED
+        assert invoice.events.last().reason == "ordered twice"
+        assert f"Cancelled invoice {invoice.friendly_id}" in messages_of(done)[0]
+        assert "reason: ordered twice" in LogEntry.objects.get().get_change_message()
+
+    def test_an_action_the_state_refuses_is_reported_in_words(self, finance, media):
+        paid = make_invoice(state=S.PAID)
+        url = reverse("admin:invoices_invoice_act", args=[paid.pk, "issue_invoices"])
+        done = finance.post(url, {"action": "issue_invoices"}, follow=True)
+        assert messages_of(done) == [
+            f"Issued 0; 1 failed: {paid.friendly_id}: Paid, so it cannot be issued"
+        ]
+
+    def test_auditor_cannot_move_an_invoice_from_its_page(self, auditor, media):
+        invoice = make_invoice()
+        url = reverse("admin:invoices_invoice_act", args=[invoice.pk, "issue_invoices"])
+        assert auditor.post(url, {"action": "issue_invoices"}).status_code == 404
+        invoice.refresh_from_db()
+        assert invoice.state == S.OPEN
+
+    def test_unknown_or_non_moving_action_is_not_found(self, finance, media):
+        invoice = make_invoice()
+        for name in ("nope", "export_csv"):
+            url = reverse("admin:invoices_invoice_act", args=[invoice.pk, name])
+            assert finance.post(url, {"action": name}).status_code == 404
 
     def test_confirmation_page_marks_what_the_map_refuses(self, finance, media):
         pending = make_invoice(state=S.PENDING)
@@ -250,8 +310,10 @@ class TestTransitionMap:
         # the service still decides: the paid one is reported, the other cancelled
         done = act(finance, "cancel_invoices", [pending, paid], apply="1", reason="dup")
         [message] = messages_of(done)
-        assert (
-            message == f"Cancelled 1; 1 failed: {paid.friendly_id}: Cannot transition to cancelled"
+        pending.refresh_from_db()
+        assert message == (
+            f"Cancelled 1 ({pending.friendly_id}); 1 failed: "
+            f"{paid.friendly_id}: Paid, so it cannot be cancelled"
         )
 
 

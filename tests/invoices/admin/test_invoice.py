@@ -44,7 +44,7 @@ class TestChangelist:
         body = response.content.decode()
         assert invoice.friendly_id in body
         assert "Acme" in body
-        assert "state-badge" in body and "Pending" in body
+        assert "state-badge" in body and "Awaiting payment" in body
         assert "3,001.00" in body  # Decimal, formatted to the currency's minor unit
 
     def test_filters_by_state_month_currency_and_account(self, finance, media):
@@ -88,14 +88,58 @@ class TestChangelist:
         assert by_prefix.result_count == 2
 
     def test_totals_of_the_selection_per_currency(self, finance, media):
-        make_invoice(account=AccountFactory(currency="EUR"), lines=[("1", "10.00")])
-        make_invoice(account=AccountFactory(currency="EUR"), lines=[("1", "5.25")])
-        make_invoice(account=AccountFactory(currency="JPY"), lines=[("3", "1000")])
+        eur = {"lines": [("1", "10.00")], "state": S.PENDING}
+        make_invoice(account=AccountFactory(currency="EUR"), **eur)
+        make_invoice(account=AccountFactory(currency="EUR"), lines=[("1", "5.25")], state=S.PAID)
+        make_invoice(account=AccountFactory(currency="JPY"), lines=[("3", "1000")], state=S.FAILED)
+        # neither a draft nor a cancelled invoice is money anyone owes
+        make_invoice(account=AccountFactory(currency="EUR"), lines=[("1", "99")])
+        make_invoice(account=AccountFactory(currency="EUR"), lines=[("1", "99")], state=S.CANCELLED)
         response = finance.get(CHANGELIST)
         totals = {row["currency"]: row for row in response.context["selection_totals"]}
         assert totals["EUR"]["total"] == "15.25" and totals["EUR"]["invoices"] == 2
         assert totals["JPY"]["total"] == "3,000"
         assert 'id="selection-totals"' in response.content.decode()
+
+    def test_outstanding_is_every_unpaid_issued_state(self, finance, media):
+        owed = [make_invoice(state=state) for state in (S.PENDING, S.UNPAID, S.FAILED)]
+        for state in (S.OPEN, S.FINALIZED, S.PAID, S.CANCELLED):
+            make_invoice(state=state)
+        result = finance.get(CHANGELIST, {"outstanding": "yes"}).context["cl"].result_list
+        assert sorted(result.values_list("pk", flat=True)) == sorted(i.pk for i in owed)
+        result = finance.get(CHANGELIST, {"outstanding": "no"}).context["cl"].result_list
+        assert len(result) == 4
+        # "issued, not cancelled": what was invoiced, paid or not
+        result = finance.get(CHANGELIST, {"outstanding": "issued"}).context["cl"].result_list
+        assert sorted(result.values_list("state", flat=True)) == [
+            "failed",
+            "paid",
+            "pending",
+            "unpaid",
+        ]
+
+    def test_issue_and_due_date_ranges(self, finance, media):
+        invoice = make_invoice(state=S.PENDING)
+        issued, due = invoice.issued_on, invoice.due_on
+        day = dt.timedelta(days=1)
+
+        def listed(**params):
+            cl = finance.get(CHANGELIST, params).context["cl"]
+            return [row.pk for row in cl.result_list]
+
+        assert listed(issued_on__gte=issued.isoformat()) == [invoice.pk]
+        assert listed(issued_on__lte=(issued - day).isoformat()) == []
+        both = {"due_on__gte": due.isoformat(), "due_on__lte": due.isoformat()}
+        assert listed(**both) == [invoice.pk]
+        assert listed(due_on__gte=(due + day).isoformat()) == []
+        page = finance.get(CHANGELIST, {"due_on__gte": due.isoformat(), "currency": "USD"})
+        body = page.content.decode()
+        # the filter's form keeps the other filters and shows the chosen date
+        assert f'value="{due.isoformat()}"' in body and 'name="currency" value="USD"' in body
+
+    def test_a_bad_date_is_not_a_server_error(self, finance, media):
+        response = finance.get(CHANGELIST, {"issued_on__gte": "yesterday"})
+        assert response.status_code in (200, 302)
 
     def test_changelist_query_count_does_not_grow_with_rows(
         self, finance, media, django_assert_max_num_queries
@@ -261,10 +305,13 @@ class TestChangeForm:
         invoice = make_invoice(state=S.PAID)
         response = finance.get(change_url(invoice))
         formsets = {f.formset.model: f for f in response.context["inline_admin_formsets"]}
-        events = formsets[InvoiceEvent]
-        assert not events.has_add_permission and not events.has_change_permission
-        assert len(events.formset.forms) == invoice.events.count()
-        assert PaymentTransaction in formsets
+        payments = formsets[PaymentTransaction]
+        assert not payments.has_add_permission and not payments.has_change_permission
+        # the timeline reads as sentences, one per event, not as a table of JSON
+        assert InvoiceEvent not in formsets
+        body = response.content.decode()
+        assert body.count("<li><time>") == invoice.events.count()
+        assert "moved it from Awaiting payment to Paid" in body
 
     def test_pdf_view_serves_the_stored_file(
         self, finance, media, django_capture_on_commit_callbacks

@@ -50,6 +50,11 @@ ACCOUNTS = [
     ("Wayne Ltd", "accounts@wayne.test", "London", "United Kingdom", "GBP", "20.00", "", 30),
     ("Stark Industries", "ar@stark.test", "New York", "US", "USD", None, "tok_visa", 30),
 ]
+# The VAT treatment reads ISO codes and VAT ids: a Spanish seller bills Spain
+# (domestic), Germany (a business with a VAT id: reverse charge) and the rest
+# of the world (outside the EU).
+COUNTRY_CODES = {"Spain": "ES", "US": "US", "Germany": "DE", "Japan": "JP", "United Kingdom": "GB"}
+VAT_IDS = {"Acme Rockets": "ESA12345674", "Umbrella GmbH": "DE136695976"}
 PLAN_FEES = {"EUR": "49.00", "USD": "59.00", "GBP": "45.00", "JPY": "6500"}
 SERVICES = [("EC2", "0.0416"), ("RDS", "0.0680"), ("S3", "0.0050"), ("Lambda", "0.0009")]
 REGIONS = ["us-west-1", "us-east-1", "eu-west-1"]
@@ -89,7 +94,8 @@ class Command(BaseCommand):
         seller.name = "Billing Demo S.L."
         seller.address_line1 = "Carrer de Mallorca 100"
         seller.city, seller.zip, seller.country = "Barcelona", "08029", "Spain"
-        seller.vat_id, seller.email = "ESB12345678", "billing@demo.test"
+        seller.country_code = "ES"
+        seller.vat_id, seller.email = "ESB58378431", "billing@demo.test"
         seller.bank_name, seller.bank_account_holder = "Banco Demo", "Billing Demo S.L."
         seller.iban, seller.bic = "ES91 2100 0418 4502 0005 1332", "CAIXESBBXXX"
         seller.invoice_footer = (
@@ -101,6 +107,7 @@ class Command(BaseCommand):
         today = now.date()
         accounts = []
         for org, email, city, country, currency, vat, token, terms in ACCOUNTS:
+            vat_code = f"VAT-{org[:3].upper()}{rng.randint(1000, 9999)}" if vat else ""
             accounts.append(
                 Account.objects.create(
                     org_name=org,
@@ -109,9 +116,10 @@ class Command(BaseCommand):
                     city=city,
                     zip=f"{rng.randint(10000, 99999)}",
                     country=country,
+                    country_code=COUNTRY_CODES[country],
                     currency=currency,
                     vat_rate=Decimal(vat) if vat else None,
-                    vat_code=f"VAT-{org[:3].upper()}{rng.randint(1000, 9999)}" if vat else "",
+                    vat_code=VAT_IDS.get(org, vat_code),
                     card_token=token,
                     card_brand="Visa" if token else "",
                     card_last4="4242" if token else "",

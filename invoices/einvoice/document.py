@@ -1,0 +1,220 @@
+"""The plain values an e-invoice is made of, read from an issued invoice's frozen data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from billing.lib.money import quantize
+from invoices import tax
+from invoices.models import Invoice
+
+INVOICE = "380"  # UNTDID 1001: commercial invoice
+# UNTDID 4461 payment means: SEPA credit transfer for euros, a credit transfer otherwise.
+SEPA_CREDIT_TRANSFER = "58"
+CREDIT_TRANSFER = "30"
+# VATEX codes for the zero-rated categories (CEF's VAT exemption reason code list).
+EXEMPTION_CODES: dict[str, str] = {
+    tax.Category.REVERSE_CHARGE: "VATEX-EU-AE",
+    tax.Category.OUTSIDE_SCOPE: "VATEX-EU-O",
+    tax.Category.EXPORT: "VATEX-EU-G",
+}
+UNIT_ONE = "C62"  # UN/ECE Recommendation 20: "one"
+
+
+class EInvoiceUnavailable(Exception):
+    """The invoice can't be an e-invoice (a draft, or parties without country codes)."""
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    address_line1: str
+    address_line2: str
+    city: str
+    zip: str
+    state: str
+    country_code: str
+    vat_id: str = ""  # BT-31 / BT-48
+    identifier: str = ""  # BT-29 / BT-46
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Line:
+    position: int
+    name: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    net: Decimal
+    category: str
+    rate: Decimal | None  # None: the category takes no rate (O)
+
+
+@dataclass(frozen=True)
+class TaxRow:
+    category: str
+    rate: Decimal | None
+    taxable: Decimal
+    vat: Decimal
+    exemption_reason: str
+    exemption_code: str
+
+
+@dataclass(frozen=True)
+class PaymentMeans:
+    code: str
+    iban: str
+    bic: str
+    account_name: str
+
+
+@dataclass(frozen=True)
+class EInvoiceDocument:
+    number: str
+    type_code: str
+    issued_on: dt.date
+    due_on: dt.date
+    period_start: dt.date
+    period_end: dt.date
+    currency: str
+    seller: Party
+    buyer: Party
+    lines: list[Line]
+    breakdown: list[TaxRow]
+    net: Decimal
+    vat: Decimal
+    total: Decimal
+    due: Decimal
+    notes: list[str] = field(default_factory=list)
+    payment: PaymentMeans | None = None
+    payment_terms: str = ""
+
+
+def _party(
+    details: dict, country_code: str, vat_id: str, *, show_vat_id: bool, identified: bool
+) -> Party:
+    """A party as frozen at issue; `identified`: its VAT id, if hidden, becomes its identifier."""
+    name = details.get("name") or details.get("org_name") or ""
+    return Party(
+        name=name,
+        address_line1=details.get("address_line1", ""),
+        address_line2=details.get("address_line2", ""),
+        city=details.get("city", ""),
+        zip=details.get("zip", ""),
+        state=details.get("state", ""),
+        country_code=country_code,
+        vat_id=vat_id if show_vat_id else "",
+        identifier="" if show_vat_id or not identified else vat_id,
+        email=details.get("email", ""),
+    )
+
+
+def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
+    if not invoice.is_issued or not invoice.friendly_id:
+        raise EInvoiceUnavailable("A draft is not an invoice yet: issue it first.")
+    if not (invoice.seller_country_code and invoice.buyer_country_code):
+        raise EInvoiceUnavailable(
+            "The e-invoice needs the seller's and the buyer's country codes, "
+            "frozen when the invoice is issued."
+        )
+    currency = invoice.currency
+    category = invoice.vat_category
+    takes_rate = category != tax.Category.OUTSIDE_SCOPE
+    rate = (invoice.vat_rate or Decimal(0)) if takes_rate else None
+    # Category O forbids every VAT id (BR-O-2): the seller is then identified
+    # by its number as a plain seller identifier (BT-29), which BR-CO-26 asks for.
+    show_vat_ids = category != tax.Category.OUTSIDE_SCOPE
+    seller = _party(
+        invoice.seller_details,
+        invoice.seller_country_code,
+        invoice.seller_details.get("vat_id", ""),
+        show_vat_id=show_vat_ids,
+        identified=True,
+    )
+    buyer = _party(
+        invoice.buyer_details,
+        invoice.buyer_country_code,
+        invoice.buyer_details.get("vat_code", ""),
+        show_vat_id=show_vat_ids,
+        identified=False,
+    )
+    lines = [
+        Line(
+            position=index,
+            name=line.name,
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            net=quantize(line.cost, currency),
+            category=category,
+            rate=rate,
+        )
+        for index, line in enumerate(invoice.line_items.all(), start=1)
+    ]
+    reason = invoice.tax_exemption_reason
+    breakdown = [
+        TaxRow(
+            category=row.category,
+            rate=row.rate if takes_rate else None,
+            taxable=row.taxable,
+            vat=row.vat,
+            exemption_reason=reason if row.category != tax.Category.STANDARD else "",
+            exemption_code=EXEMPTION_CODES.get(row.category, ""),
+        )
+        for row in invoice.vat_breakdown()
+    ]
+    details = invoice.seller_details
+    iban = "".join((details.get("iban") or "").split()).upper()
+    payment = None
+    if iban:
+        payment = PaymentMeans(
+            code=SEPA_CREDIT_TRANSFER if currency == "EUR" else CREDIT_TRANSFER,
+            iban=iban,
+            bic="".join((details.get("bic") or "").split()).upper(),
+            account_name=details.get("bank_account_holder") or details.get("name") or "",
+        )
+    total = quantize(invoice.cost, currency)
+    notes = [invoice.tax_mention] if invoice.tax_mention else []
+    return EInvoiceDocument(
+        number=invoice.friendly_id,
+        type_code=INVOICE,
+        issued_on=invoice.issued_on,
+        due_on=invoice.due_on,
+        period_start=invoice.period,
+        period_end=invoice.period_end,
+        currency=currency,
+        seller=seller,
+        buyer=buyer,
+        lines=lines,
+        breakdown=breakdown,
+        net=quantize(invoice.cost_without_vat, currency),
+        vat=quantize(invoice.vat_amount, currency),
+        total=total,
+        due=total,
+        notes=notes,
+        payment=payment,
+        payment_terms=f"Payment due by {invoice.due_on.isoformat()}",
+    )
+
+
+# Characters XML 1.0 can't carry (control characters), which lxml refuses.
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str) -> str:
+    """User text as XML can carry it: control characters dropped, the rest escaped by lxml."""
+    return _NOT_XML.sub("", value)
+
+
+def decimal_text(value: Decimal) -> str:
+    """A plain decimal without exponent or trailing zeros (25.5, 0.0123, 3)."""
+    return format(value.normalize(), "f")
+
+
+def amount_text(value: Decimal) -> str:
+    """An amount already rounded to its currency's minor unit (149.97)."""
+    return format(value, "f")

@@ -1,0 +1,66 @@
+"""The Factur-X PDF: the invoice PDF as PDF/A-3b with its CII XML embedded.
+
+WeasyPrint writes the PDF/A-3b; the `factur-x` package checks the XML against
+the Factur-X XSD, embeds it as `factur-x.xml` and writes the XMP metadata that
+tells readers which profile it follows (EN 16931).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from billing.lib.pdf import html_to_pdf
+from invoices.einvoice import cii
+from invoices.einvoice.document import EInvoiceUnavailable, einvoice_document
+from invoices.models import Invoice
+
+logger = logging.getLogger(__name__)
+# The package logs every step at INFO; only its warnings are worth a log line here.
+logging.getLogger("factur-x").setLevel(logging.WARNING)
+
+FACTURX_FILENAME = "factur-x.xml"
+
+
+def facturx_pdf(invoice: Invoice) -> bytes:
+    """The Factur-X PDF of an issued invoice; raises EInvoiceUnavailable for a draft."""
+    from facturx import generate_from_binary
+
+    from invoices.pdf import invoice_pdf_html
+
+    xml = cii.build(einvoice_document(invoice))
+    pdf = html_to_pdf(invoice_pdf_html(invoice), pdf_variant="pdf/a-3b")
+    seller = invoice.seller_details.get("name", "")
+    return generate_from_binary(
+        pdf,
+        xml,
+        flavor="factur-x",
+        level="en16931",
+        check_xsd=True,
+        check_schematron=False,  # the package's check calls a remote server
+        pdf_metadata={
+            "author": seller,
+            "keywords": "Factur-X, Invoice",
+            "title": f"{seller}: Invoice {invoice.friendly_id}",
+            "subject": f"Factur-X invoice {invoice.friendly_id} dated {invoice.issued_on}",
+        },
+        lang="en",
+    )
+
+
+def issued_pdf_bytes(invoice: Invoice) -> bytes:
+    """The PDF stored for an issued invoice: Factur-X when the invoice can be an e-invoice.
+
+    An invoice issued before its parties had country codes keeps a plain PDF,
+    as does one whose e-invoice fails.
+    """
+    from invoices.pdf import invoice_pdf_bytes
+
+    try:
+        return facturx_pdf(invoice)
+    except EInvoiceUnavailable as exc:
+        logger.info("invoice %s: plain PDF, no Factur-X (%s)", invoice.pk, exc)
+    except Exception:
+        # The customer's PDF must not depend on the e-invoice: store the plain
+        # document and leave the failure (an XSD refusal, say) in the log.
+        logger.exception("invoice %s: Factur-X failed; storing the plain PDF", invoice.pk)
+    return invoice_pdf_bytes(invoice)
