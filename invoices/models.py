@@ -503,6 +503,13 @@ class CreditNote(models.Model):
     cost_without_vat = amount_field()
     vat_amount = amount_field()
     cost = amount_field()
+    # The invoice's tax treatment, frozen with it at issue, copied as it is.
+    tax_treatment = models.CharField(max_length=20, choices=tax.Kind.choices, blank=True)
+    tax_category = models.CharField(
+        "VAT category", max_length=2, choices=tax.Category.choices, blank=True
+    )
+    tax_mention = models.CharField(max_length=255, blank=True)
+    tax_exemption_reason = models.CharField(max_length=255, blank=True)
     amount_due_reduced = amount_field(default=Decimal("0"))
     amount_refunded = amount_field(default=Decimal("0"))
     amount_to_balance = amount_field(default=Decimal("0"))

@@ -8,11 +8,13 @@ from decimal import Decimal
 import pytest
 
 from accounts.selectors import account_credit_balance
+from billing.lib.money import vat_amount
 from invoices import services
 from invoices.exceptions import InvoiceLocked, InvoiceValidationError, RefundFailed
 from invoices.gateways import GatewayResult, TestGateway
 from invoices.models import CreditNote, Invoice, InvoiceCounter, InvoiceEvent
 from tests.factories import AccountFactory, make_invoice
+from tests.invoices.tax_cases import issued_invoice
 
 S = Invoice.State
 D = Decimal
@@ -198,3 +200,22 @@ def test_refused_refund_writes_nothing():
     assert not invoice.payment_transactions.filter(action="refund").exists()
     invoice.refresh_from_db()
     assert (invoice.amount_paid, invoice.amount_credited) == (D("100"), D("0"))
+
+
+@pytest.mark.parametrize("case", ["reverse_charge", "eu_consumer"])
+def test_credit_note_keeps_the_invoices_frozen_tax_treatment(case, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    invoice = issued_invoice(case)
+    note = credit(invoice, amount=D("10.00"))
+    assert (note.tax_treatment, note.tax_category, note.tax_mention, note.vat_rate) == (
+        invoice.tax_treatment,
+        invoice.tax_category,
+        invoice.tax_mention,
+        invoice.vat_rate,
+    )
+    assert note.vat_amount == vat_amount_of(D("10.00"), invoice)
+    assert_identities(note)
+
+
+def vat_amount_of(net: Decimal, invoice: Invoice) -> Decimal:
+    return vat_amount(net, invoice.vat_rate, invoice.currency)
