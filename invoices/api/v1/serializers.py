@@ -254,6 +254,8 @@ class CreditNoteSerializer(serializers.Serializer):
     reason = serializers.CharField()
     currency = serializers.CharField()
     vat_rate = DecimalNumberField(allow_null=True)
+    tax_category = serializers.CharField(help_text="The invoice's EN 16931 VAT category.")
+    tax_mention = serializers.CharField(help_text="The invoice's legal VAT mention, if any.")
     subtotal = DecimalNumberField(help_text="Credited amount without VAT.")
     tax = DecimalNumberField(help_text="Credited VAT.")
     total = DecimalNumberField(help_text="subtotal + tax.")
@@ -277,6 +279,8 @@ class CreditNoteSerializer(serializers.Serializer):
             "reason": note.reason,
             "currency": currency,
             "vat_rate": note.vat_rate,
+            "tax_category": note.tax_category,
+            "tax_mention": note.tax_mention,
             "subtotal": quantize(note.cost_without_vat, currency),
             "tax": quantize(note.vat_amount, currency),
             "total": quantize(note.cost, currency),
