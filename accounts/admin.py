@@ -349,7 +349,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="created", ordering="created_at")
     def created(self, key: ApiKey) -> str:
-        by = f" by {key.created_by.get_username()}" if key.created_by_id else ""
+        by = f" by {key.created_by.get_username()}" if key.created_by is not None else ""
         return f"{_day(key.created_at)}{by}"
 
     @admin.display(description="status")

@@ -37,7 +37,7 @@ def country_code_field() -> models.CharField:
     )
 
 
-def _clean_vat_id(instance: models.Model, field: str) -> None:
+def _clean_vat_id(instance: Account | Seller, field: str) -> None:
     """Check and compact a VAT id in place (every service saves through full_clean)."""
     try:
         setattr(instance, field, normalize_vat_id(getattr(instance, field), instance.country_code))

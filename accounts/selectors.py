@@ -68,3 +68,10 @@ def account_credit_balances(account: Account) -> dict[str, Decimal]:
         if total:
             balances[row["currency"]] = total
     return balances
+
+
+def account_find_by_email(api_key: ApiKey | None, email: str) -> Account | None:
+    """The visible account whose billing e-mail is `email` (any case); the oldest if several."""
+    if not email:
+        return None
+    return account_visible_to(api_key).filter(billing_email__iexact=email).order_by("id").first()

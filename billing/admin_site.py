@@ -37,6 +37,7 @@ class ThrottledLoginForm(AdminAuthenticationForm):
         if not username or not password:
             return super().clean()  # the field errors say what is missing
         throttle = login_throttle()
+        assert self.request is not None  # the admin's login view passes its request
         ip = client_ip(self.request, settings.TRUSTED_PROXIES)
         try:
             wait = throttle.retry_after(username, ip)
@@ -102,12 +103,12 @@ def finance_app_list(app_list: list[dict]) -> list[dict]:
     technical: list[dict] = []
     apps = []
     for app in app_list:
-        models = []
+        models: list[dict] = []
         for model in app["models"]:
             key = _model_key(app, model)
             (technical if key in TECHNICAL_MODELS else models).append(model)
         if models:
-            models.sort(key=lambda model, app=app: _rank(_model_key(app, model)))
+            models.sort(key=lambda model: _rank(_model_key(app, model)))
             apps.append({**app, "models": models})
     apps.sort(key=lambda app: min(_rank(_model_key(app, m)) for m in app["models"]))
     if technical:

@@ -175,6 +175,10 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")
 # Without a broker every task runs inline, in the caller's process (development and
 # tests); `check --deploy` refuses it when DEBUG is off (billing/checks.py).
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+if CELERY_TASK_ALWAYS_EAGER:
+    # Inline tasks never reach a broker; naming the in-memory transport keeps
+    # kombu from falling back to (and warning about) an AMQP server on localhost.
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
@@ -251,17 +255,23 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # API keys travel in query strings (3scale's access_token): no log line may carry one.
-    "filters": {"redact_keys": {"()": "billing.lib.log_redaction.RedactingFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_keys"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {
+        "redact_keys": {"()": "billing.lib.log_redaction.RedactingFilter"},
+        "quiet_font_subset": {"()": "billing.lib.pdf.FontSubsetNoticeFilter"},
+    },
     "loggers": {
+        # Django's own console handler would print every record a second time
+        # (the root handler prints it too): Django's records go through the root only.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # Filters on these loggers too, so every handler (not only ours) sees redacted records.
-        "django.server": {"filters": ["redact_keys"]},
+        "django.server": {"filters": ["redact_keys"], "propagate": True},
         "django.request": {"filters": ["redact_keys"]},
         "django.security": {"filters": ["redact_keys"]},
         "billing": {"filters": ["redact_keys"]},
         "django.db.backends": {"level": "WARNING"},
-        "weasyprint": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING", "filters": ["quiet_font_subset"]},
         "fontTools": {"level": "WARNING"},
         "celery": {"level": "WARNING"},
     },

@@ -100,7 +100,7 @@ class Invoice(models.Model):
         MANUAL = "manual", "Manual"
         BACKGROUND = "background", "Background"
 
-    # 3scale's state machine (3scale-wire.md section 3): target state -> allowed sources.
+    # 3scale's invoice state machine: target state -> allowed sources.
     TRANSITIONS: dict[str, frozenset[str]] = {
         State.FINALIZED: frozenset({State.OPEN}),
         State.PENDING: frozenset({State.OPEN, State.FINALIZED}),

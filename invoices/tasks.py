@@ -7,6 +7,9 @@ queues the rendering once the issuing transaction has committed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from celery import shared_task
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -41,11 +44,28 @@ def invoice_render_pdf(invoice_id: int, force: bool = False) -> str:
     return invoice.pdf.name or ""
 
 
-@receiver(invoice_issued, dispatch_uid="invoices.tasks.render_after_issue")
+_RENDER_AFTER_ISSUE = "invoices.tasks.render_after_issue"
+
+
+@receiver(invoice_issued, dispatch_uid=_RENDER_AFTER_ISSUE)
 def _render_after_issue(sender, invoice_id: int, **kwargs) -> None:
     # After commit: a rolled-back issue renders nothing, and the slow rendering
     # never holds the invoice's row lock.
     transaction.on_commit(lambda: invoice_render_pdf.delay(invoice_id))
+
+
+@contextmanager
+def pdf_rendering_deferred() -> Iterator[None]:
+    """Issue invoices without queueing their PDFs, for bulk loads (the demo data).
+
+    An issued invoice without a stored file is rendered live when asked for (and
+    not stored); `manage.py render_pdfs --missing` stores the files later.
+    """
+    invoice_issued.disconnect(dispatch_uid=_RENDER_AFTER_ISSUE)
+    try:
+        yield
+    finally:
+        invoice_issued.connect(_render_after_issue, dispatch_uid=_RENDER_AFTER_ISSUE)
 
 
 @shared_task(acks_late=True)

@@ -13,8 +13,10 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from accounts.models import Account, ApiKey
 from tests.factories import AccountFactory, make_api_key
+from tests.support.artifacts import record_figures
 
 _ran_on: dict[str, int] = {}
+_hostile = {"requests": 0, "server_errors": 0}
 
 # Property tests draw the same examples on every run and keep nothing in the checkout (no
 # example database; Hypothesis's own caches go to the temporary folder).
@@ -41,6 +43,22 @@ def pytest_runtest_logreport(report):
     # Runs in the controller too when tests are spread over xdist workers.
     if report.when == "call" and report.passed and "postgres" in report.keywords:
         _ran_on["postgres"] = _ran_on.get("postgres", 0) + 1
+    # The hostile client (tests/support/hostile.py) adds its counts at teardown, so the
+    # teardown report is the one that carries them.
+    if report.when == "teardown":
+        for name, value in report.user_properties:
+            if name == "hostile_requests":
+                _hostile["requests"] += value
+            elif name == "hostile_5xx":
+                _hostile["server_errors"] += value
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Each process (the xdist controller and each worker) keeps what it counted in
+    <artifacts>/reliability/hostile-<process>.json."""
+    if _hostile["requests"]:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        record_figures(f"hostile-{worker}", **_hostile)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -50,6 +68,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write_line(
         f"database: {vendor}; PostgreSQL-only tests passed: {_ran_on.get('postgres', 0)}"
     )
+    if _hostile["requests"]:
+        terminalreporter.write_line(
+            f"hostile: {_hostile['requests']} requests, {_hostile['server_errors']} answered 5xx"
+        )
 
 
 @dataclass

@@ -10,7 +10,7 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 
@@ -68,7 +68,8 @@ class ChargeForm(forms.ModelForm):
         fields = ("metric", "model", "unit_amount", "free_units", "package_size", "tiers")
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         metric = data.get("metric")
         if metric is None or self.errors:
             return data
@@ -89,7 +90,7 @@ class ChargeForm(forms.ModelForm):
         except PricingValidationError as exc:
             name = exc.field.removeprefix("charges[0].").split("[")[0].split(".")[0]
             raise forms.ValidationError(
-                {name if name in self.fields else forms.NON_FIELD_ERRORS: exc.message}
+                {name if name in self.fields else NON_FIELD_ERRORS: exc.message}
             ) from None
         data["tiers"] = fields["tiers"]
         data["unit_amount"] = fields["unit_amount"]
@@ -149,7 +150,9 @@ class ChangePlanForm(forms.Form):
     def __init__(self, *args, subscription: Subscription, **kwargs):
         super().__init__(*args, **kwargs)
         self.subscription = subscription
-        self.fields["plan"].queryset = Plan.objects.exclude(pk=subscription.plan_id)
+        plan_field = self.fields["plan"]
+        assert isinstance(plan_field, forms.ModelChoiceField)
+        plan_field.queryset = Plan.objects.exclude(pk=subscription.plan_id)
 
     def clean_date(self):
         day = self.cleaned_data["date"]
@@ -296,7 +299,8 @@ def _add_subscriptions_to_the_account_page() -> None:
     # Registered from here so the account admin needs no knowledge of pricing.
     account_admin = admin.site._registry.get(Account)
     if account_admin is not None and SubscriptionInline not in account_admin.inlines:
-        account_admin.inlines = (*account_admin.inlines, SubscriptionInline)
+        # The stubs make `inlines` a ClassVar; the site's own instance is the one to extend.
+        account_admin.inlines = (*account_admin.inlines, SubscriptionInline)  # type: ignore[misc]
 
 
 _add_subscriptions_to_the_account_page()

@@ -245,7 +245,7 @@ class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
         return self.of_month(month).filter(line_item__isnull=True)
 
     def prerated(self) -> UsageRecordQuerySet:
-        """Records that carry their own `cost` (seed 000's form), billed as they are;
+        """Records that carry their own `cost` (pre-rated), billed as they are;
         metered records (metric + quantity) are priced by the account's plan instead."""
         return self.filter(metric__isnull=True)
 
@@ -266,7 +266,7 @@ class UsageRecord(models.Model):
     start_time = models.DateTimeField()
     end_time = models.DateTimeField()
     duration = models.BigIntegerField(help_text="Seconds.")
-    # Pre-rated records (seed 000) carry `cost`; metered records carry
+    # Pre-rated records carry `cost`; metered records carry
     # `metric` (a Metric code) and `quantity`, and are priced by the plan.
     cost = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     metric = models.CharField(max_length=CODE_MAX, null=True, blank=True)

@@ -1,4 +1,4 @@
-"""Reads of usage: the usage report of seed 000, raw or grouped."""
+"""Reads of usage: the usage report (pre-rated records), raw or grouped."""
 
 from __future__ import annotations
 
@@ -269,7 +269,7 @@ def _metric_aggregates(
 
 
 def prerated_usage_lines(account_id: int, month: dt.date) -> list[rating.LineSpec]:
-    """Seed 000's pre-rated records of the month as the billing run bills them:
+    """The pre-rated records of the month as the billing run bills them:
     one line per service and region, its unit price the sum of their costs."""
     start, end = months.month_bounds(months.month_start(month))
     rows = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -105,7 +105,7 @@ def charge_fields(raw: dict[str, Any], index: int, metrics: dict[str, Metric]) -
         "tiers": [],
     }
 
-    def refuse(name: str, why: str) -> None:
+    def refuse(name: str, why: str) -> NoReturn:
         raise PricingValidationError(why, field=f"{path}.{name}")
 
     if model in (Charge.Model.GRADUATED, Charge.Model.VOLUME):
@@ -289,7 +289,9 @@ def _trial_end(plan: Plan, start: dt.date) -> dt.date | None:
     return start + dt.timedelta(days=plan.trial_days - 1) if plan.trial_days else None
 
 
-def _overlap(account: Account, first: dt.date, last: dt.date | None, exclude=()) -> Subscription:
+def _overlap(
+    account: Account, first: dt.date, last: dt.date | None, exclude=()
+) -> Subscription | None:
     qs = Subscription.objects.filter(account=account).exclude(pk__in=list(exclude))
     qs = qs.overlapping(first, last or dt.date.max)
     return qs.order_by("start_date").first()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
@@ -30,6 +31,9 @@ QUANTITY_MAX = Decimal("99999999999999.9999")  # and 18 digits
 # up to 15 significant digits; beyond that the value must come as a string.
 FLOAT_SAFE_DIGITS = 15
 # ASCII digits only: str.isdigit() and Decimal() also take "²", "٣" or "1_000".
+# Reports a bad field of the record being cleaned: fail(field, message).
+Fail = Callable[[str, str], None]
+
 _INTEGER_RE = re.compile(r"\A[0-9]{1,19}\Z")
 _DECIMAL_RE = re.compile(r"\A[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\Z")
 
@@ -181,38 +185,25 @@ def parse_quantity(value: object) -> Decimal:
     return quantity
 
 
-def _clean_metered(
-    raw: dict, index: int, errors: list[dict], implied_account_id: int | None
-) -> CleanRecord | None:
-    """A metered record: `id`, `account_id`, `metric`, `quantity`, `start_time`; optional
-    `resource_id` (counted by unique_count metrics), `resource_name`, `service`,
-    `region`, `end_time` (default: start_time) and `duration`. No `cost`: the plan prices it.
-    """
-    bad = False
-
-    def fail(field: str, message: str) -> None:
-        nonlocal bad
-        bad = True
-        errors.append({"index": index, "field": field, "message": message})
-
+def _text_values(
+    raw: dict, fields: Iterable[tuple[str, int, bool, bool]], fail: Fail
+) -> dict[str, object]:
+    """The text fields of a record, each (name, max_length, required, allow_int); a bad
+    one is reported to `fail` and left out."""
     values: dict[str, object] = {}
-    for field, max_length, required, allow_int in (
-        ("id", CLIENT_ID_MAX, True, True),
-        ("metric", METRIC_MAX, True, False),
-        ("resource_id", RESOURCE_ID_MAX, False, True),
-        ("resource_name", RESOURCE_NAME_MAX, False, False),
-        ("service", SERVICE_MAX, False, False),
-        ("region", REGION_MAX, False, False),
-    ):
+    for field, max_length, required, allow_int in fields:
         try:
             values[field] = _text(
                 raw.get(field), max_length=max_length, required=required, allow_int=allow_int
             )
         except ValueError as exc:
             fail(field, str(exc))
-    if raw.get("cost") not in (None, ""):
-        fail("cost", "a metered record (metric and quantity) has no cost: its plan prices it")
+    return values
 
+
+def _account_id(raw: dict, implied_account_id: int | None, fail: Fail) -> object:
+    """The record's `account_id`, or the implied account when it names none; a bad one
+    is reported to `fail` (and returned as it came)."""
     account_id = raw.get("account_id")
     if account_id is None or account_id == "":
         if implied_account_id is None:
@@ -229,6 +220,39 @@ def _clean_metered(
         else:
             if implied_account_id is not None and account_id != implied_account_id:
                 fail("account_id", "is another account than the one this API key is limited to")
+    return account_id
+
+
+def _clean_metered(
+    raw: dict, index: int, errors: list[dict], implied_account_id: int | None
+) -> CleanRecord | None:
+    """A metered record: `id`, `account_id`, `metric`, `quantity`, `start_time`; optional
+    `resource_id` (counted by unique_count metrics), `resource_name`, `service`,
+    `region`, `end_time` (default: start_time) and `duration`. No `cost`: the plan prices it.
+    """
+    bad = False
+
+    def fail(field: str, message: str) -> None:
+        nonlocal bad
+        bad = True
+        errors.append({"index": index, "field": field, "message": message})
+
+    values = _text_values(
+        raw,
+        (
+            ("id", CLIENT_ID_MAX, True, True),
+            ("metric", METRIC_MAX, True, False),
+            ("resource_id", RESOURCE_ID_MAX, False, True),
+            ("resource_name", RESOURCE_NAME_MAX, False, False),
+            ("service", SERVICE_MAX, False, False),
+            ("region", REGION_MAX, False, False),
+        ),
+        fail,
+    )
+    if raw.get("cost") not in (None, ""):
+        fail("cost", "a metered record (metric and quantity) has no cost: its plan prices it")
+
+    account_id = _account_id(raw, implied_account_id, fail)
 
     start = end = None
     try:
@@ -390,37 +414,19 @@ def clean_record(
         bad = True
         errors.append({"index": index, "field": field, "message": message})
 
-    values: dict[str, object] = {}
-    for field, max_length, required, allow_int in (
-        ("id", CLIENT_ID_MAX, True, True),
-        ("resource_id", RESOURCE_ID_MAX, True, True),
-        ("resource_name", RESOURCE_NAME_MAX, False, False),
-        ("service", SERVICE_MAX, True, False),
-        ("region", REGION_MAX, True, False),
-    ):
-        try:
-            values[field] = _text(
-                raw.get(field), max_length=max_length, required=required, allow_int=allow_int
-            )
-        except ValueError as exc:
-            fail(field, str(exc))
+    values = _text_values(
+        raw,
+        (
+            ("id", CLIENT_ID_MAX, True, True),
+            ("resource_id", RESOURCE_ID_MAX, True, True),
+            ("resource_name", RESOURCE_NAME_MAX, False, False),
+            ("service", SERVICE_MAX, True, False),
+            ("region", REGION_MAX, True, False),
+        ),
+        fail,
+    )
 
-    account_id = raw.get("account_id")
-    if account_id is None or account_id == "":
-        if implied_account_id is None:
-            fail("account_id", "is required with an API key that is not limited to one account")
-        else:
-            account_id = implied_account_id
-    else:
-        try:
-            account_id = _positive_int(account_id, what="an account id (integer)")
-            if not 0 < account_id <= ID_MAX:
-                raise ValueError("must be a positive account id")
-        except ValueError as exc:
-            fail("account_id", str(exc))
-        else:
-            if implied_account_id is not None and account_id != implied_account_id:
-                fail("account_id", "is another account than the one this API key is limited to")
+    account_id = _account_id(raw, implied_account_id, fail)
 
     start = end = None
     try:

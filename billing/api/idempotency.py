@@ -45,6 +45,8 @@ REPLAY_HEADER = "Idempotent-Replayed"
 TTL = IDEMPOTENCY_KEY_TTL
 ABANDONED_AFTER = IDEMPOTENCY_KEY_ABANDONED_AFTER
 MAX_KEY_LENGTH = 255
+# The header's OpenAPI schema: what the check below accepts (blanks are stripped first).
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"}
 # Response headers that describe the stored response itself; the rest
 # (Vary, Allow, cookies, ...) are set afresh by each response.
 _REPLAYED_HEADERS = ("Content-Type", "Location", "Link", "X-Total-Count")

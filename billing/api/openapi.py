@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 
 
 class BearerKeyScheme(OpenApiAuthenticationExtension):
@@ -50,3 +50,19 @@ class ThreeScaleRequestKeyScheme(ThreeScaleKeyScheme):
     """The 3scale views' authentication, a subclass that also reads a JSON body."""
 
     target_class = "billing.api.threescale.base.ThreeScaleRequestAuthentication"
+
+
+class StrictSerializerScheme(OpenApiSerializerExtension):
+    """A StrictSerializer refuses keys it does not know: `additionalProperties: false`.
+    The keys it tolerates (and ignores) are listed, so sending them stays valid."""
+
+    target_class = "billing.api.fields.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        properties = schema.setdefault("properties", {})
+        for name in sorted(self.target.tolerated_fields):
+            properties.setdefault(name, {"description": "Accepted and ignored."})
+        schema["additionalProperties"] = False
+        return schema

@@ -6,7 +6,7 @@
   body stays a bare array. A page past the end is an empty array, not an
   error, so a client can stop when it sees one.
 - 3scale (`page_request`): as Rails' will_paginate, a page below 1 or
-  unparsable is the first, a per_page out of range the default or the maximum.
+  unparsable is the first, a per_page out of range (or unparsable) the default.
 
 `page_rows` reads one page of a queryset, deep pages by their ids first.
 """
@@ -62,15 +62,15 @@ def page_rows(qs: QuerySet, page: PageRequest) -> list:
 
 def page_request(query, *, default_per_page: int, max_per_page: int) -> PageRequest:
     """3scale's lenient paging: `page` below 1 or unparsable is 1; `per_page`
-    unparsable or below 1 is the default, above the maximum it is the maximum."""
+    unparsable or outside 1..max_per_page is the default (as porta's
+    `per_page_range`)."""
     page = _int_or_none(query.get("page"))
     if page is None or page < 1:
         page = 1
     page = min(page, MAX_PAGE)
     per_page = _int_or_none(query.get("per_page"))
-    if per_page is None or per_page < 1:
+    if per_page is None or not 1 <= per_page <= max_per_page:
         per_page = default_per_page
-    per_page = min(per_page, max_per_page)
     return PageRequest(page=page, per_page=per_page)
 
 
@@ -85,8 +85,9 @@ def _int_or_none(value: str | None) -> int | None:
 
 def _positive_int(request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
+    # `?page=` (empty) is refused like any other non-number, as the schema says.
     message = f"must be an integer from 1 to {maximum}"
     try:
         value = parsing.parse_int(raw, minimum=1, maximum=maximum)
@@ -151,8 +152,8 @@ class LinkHeaderPagination(BasePagination):
                 "name": self.page_query_param,
                 "in": "query",
                 "required": False,
-                "description": "Page number, from 1.",
-                "schema": {"type": "integer", "minimum": 1, "default": 1},
+                "description": f"Page number, 1 to {MAX_PAGE}.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
             },
             {
                 "name": self.page_size_query_param,

@@ -21,10 +21,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from billing.lib import months
+from billing.lib import money, months
 
 MAX_ID = 2**63 - 1
 # Longer than any amount or count either API takes; refused before conversion.
@@ -81,27 +81,14 @@ def parse_id(value: Any) -> int:
 
 def parse_decimal(value: Any) -> Decimal:
     """A finite number: a JSON number (read as Decimal), an int, or ASCII decimal text."""
-    if isinstance(value, bool):
-        raise Invalid("must be a number")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, float):
-        result = Decimal(repr(value))
-    elif isinstance(value, str):
+    if isinstance(value, str):
         text = value.strip()
         if len(text) > MAX_NUMBER_LENGTH or not _DECIMAL_RE.match(text):
             raise Invalid("must be a number")
-        try:
-            result = Decimal(text)
-        except InvalidOperation:
-            raise Invalid("must be a number") from None
-    else:
-        raise Invalid("must be a number")
-    if not result.is_finite():
-        raise Invalid("must be a finite number")
-    return result
+    try:
+        return money.parse_decimal(value)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
 
 
 def parse_date(value: Any) -> dt.date:

@@ -62,7 +62,7 @@ def parse_decimal(value: object) -> Decimal:
     never produce them). Raises ValueError for anything else, NaN or infinity.
     """
     if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
+        raise ValueError("must be a number")
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):

@@ -8,6 +8,7 @@ is opened; fonts come from the machine through fontconfig.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,15 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from django.conf import settings
+
+
+class FontSubsetNoticeFilter(logging.Filter):
+    """Drop WeasyPrint's per-document notice that fonts are subset with fontTools
+    (printed twice per PDF where the system's HarfBuzz lacks the subset library):
+    the PDFs are the same, and the notice says nothing an operator can act on per file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Using fontTools instead of HarfBuzz-Subset")
 
 
 class BlockedURL(ValueError):

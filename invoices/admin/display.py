@@ -4,6 +4,7 @@ without storage padding, the event log as sentences."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import cast
 
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -22,7 +23,7 @@ def plain_number(value: Decimal | None) -> str:
     if value is None:
         return ""
     normal = value.normalize()
-    places = max(-normal.as_tuple().exponent, 0)
+    places = max(-cast(int, normal.as_tuple().exponent), 0)
     return f"{value:,.{places}f}"
 
 

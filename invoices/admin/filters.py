@@ -30,7 +30,8 @@ class MonthFilter(admin.SimpleListFilter):
         bounds = Invoice.objects.aggregate(first=Min("period"), last=Max("period"))
         if bounds["last"] is None:
             return []
-        months, current = [], bounds["last"]
+        months: list[tuple[str, str]] = []
+        current = bounds["last"]
         while current >= bounds["first"] and len(months) < self.max_months:
             months.append((format_month(current), current.strftime("%B %Y")))
             current = previous_month(current)
@@ -125,7 +126,7 @@ class DateRangeFilter(admin.FieldListFilter):
             if not value:
                 continue
             try:
-                bounds[name] = dt.date.fromisoformat(value)
+                bounds[name] = dt.date.fromisoformat(str(value))
             except ValueError:
                 raise admin.options.IncorrectLookupParameters(
                     f"{name} must be a date YYYY-MM-DD, got {value!r}"

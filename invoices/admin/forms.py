@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import cast
 
 from django import forms
 
@@ -41,7 +42,8 @@ class InvoiceForm(forms.ModelForm):
         return value
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if not self.instance.pk or self.errors:
             return cleaned
         changed = {
@@ -65,7 +67,7 @@ class InvoiceForm(forms.ModelForm):
 
 def _as_written(value: Decimal, *, min_places: int) -> Decimal:
     """801.0000 -> 801, 0.04160000 -> 0.0416, 49.00000000 -> 49.00 (min_places=2)."""
-    places = max(-value.normalize().as_tuple().exponent, min_places, 0)
+    places = max(-cast(int, value.normalize().as_tuple().exponent), min_places, 0)
     return value.quantize(Decimal(1).scaleb(-places))
 
 
@@ -92,7 +94,8 @@ class LineItemForm(forms.ModelForm):
                     self.initial[name] = _as_written(value, min_places=places)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.instance.pk or not self.has_changed():
             return cleaned
         quantity, unit_price = cleaned.get("quantity"), cleaned.get("unit_price")

@@ -10,6 +10,7 @@ that hit indexes, related rows fetched in bulk.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
@@ -46,7 +47,7 @@ State = Invoice.State
 # Above this many rows the per-currency totals would scan too much on each page view.
 MAX_TOTALS_ROWS = 200_000
 
-STATE_COLOURS = {
+STATE_COLOURS: dict[str, str] = {
     State.OPEN: "#6b7280",
     State.FINALIZED: "#2563eb",
     State.PENDING: "#b26a00",
@@ -339,7 +340,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         return ("account", "period", "friendly_id", *self.detail_fields)
 
     def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
+        initial: dict[str, Any] = super().get_changeform_initial_data(request)
         initial.setdefault("period", month_start(timezone.now().date()))
         return initial
 

@@ -121,6 +121,8 @@ def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
             "The e-invoice needs the seller's and the buyer's country codes, "
             "frozen when the invoice is issued."
         )
+    # An issued invoice has both dates.
+    assert invoice.issued_on is not None and invoice.due_on is not None
     currency = invoice.currency
     category = invoice.vat_category
     takes_rate = category != tax.Category.OUTSIDE_SCOPE

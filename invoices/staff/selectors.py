@@ -6,8 +6,10 @@ Amounts are never added across currencies: every figure is per currency.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
@@ -87,7 +89,8 @@ def _as_date(value) -> dt.date:
 
 def month_range(first: dt.date, last: dt.date) -> list[dt.date]:
     """The first days of the months from `first` to `last`, both included."""
-    months, current = [], month_start(first)
+    months: list[dt.date] = []
+    current = month_start(first)
     while current <= last and len(months) < MAX_MONTHS:
         months.append(current)
         current = add_months(current, 1)
@@ -288,7 +291,7 @@ def ageing_report(today: dt.date) -> list[AgeingRow]:
     """Outstanding invoices (issued, not paid, not cancelled) by days past due, per
     currency: one GROUP BY with a filtered sum per bucket (the state/due_on index)."""
     windows = [(label, *_due_window(today, fewest, most)) for label, fewest, most in AGEING_BUCKETS]
-    aggregates = {}
+    aggregates: dict[str, Count | Sum] = {}
     for index, (_, due_from, due_until) in enumerate(windows):
         condition = Q()
         if due_from is not None:
@@ -303,6 +306,8 @@ def ageing_report(today: dt.date) -> list[AgeingRow]:
         .annotate(**aggregates)
         .order_by("currency")
     )
+    # The annotations are built from `aggregates`: the row keys are not literals.
+    rows_by_name: Iterable[Mapping[str, Any]] = rows
     return [
         AgeingRow(
             currency=row["currency"],
@@ -311,7 +316,7 @@ def ageing_report(today: dt.date) -> list[AgeingRow]:
                 for i, (label, due_from, due_until) in enumerate(windows)
             ],
         )
-        for row in rows
+        for row in rows_by_name
     ]
 
 
@@ -363,10 +368,10 @@ def collected_vs_invoiced(months: list[dt.date]) -> list[CurrencyFlow]:
         flow = cell(row["currency"], row["month"])
         flow.invoiced += row["total"] or ZERO
         flow.invoices += row["invoices"]
-    for row in collected:
-        flow = cell(row["currency"], row["month"])
-        sign = -1 if row["action"] == PaymentTransaction.Action.REFUND else 1
-        flow.collected += sign * (row["total"] or ZERO)
+    for payment in collected:
+        flow = cell(payment["currency"], payment["month"])
+        sign = -1 if payment["action"] == PaymentTransaction.Action.REFUND else 1
+        flow.collected += sign * (payment["total"] or ZERO)
     return [
         CurrencyFlow(currency, [per_month[m] for m in months])
         for currency, per_month in sorted(table.items())

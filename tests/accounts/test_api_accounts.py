@@ -127,9 +127,10 @@ class TestListAndRead:
         assert response.status_code == 200
         data = response.json()
         assert list(data) == ["accounts"]
+        # By id, as 3scale lists them.
         assert [item["account"]["org_name"] for item in data["accounts"]] == [
-            "Other Ltd",
             "Owner Inc",
+            "Other Ltd",
         ]
 
     def test_list_pagination_and_xml(self, client, key):
@@ -228,7 +229,7 @@ class TestUpdateAndDelete:
             client, "post", "/api/invoices.json", key, {"account_id": owner.account.pk}
         )
         assert response.status_code == 422
-        assert list(response.json()["errors"]) == ["account_id"]
+        assert list(response.json()["errors"]) == ["buyer_account"]
 
 
 @pytest.mark.django_db
@@ -270,3 +271,18 @@ class TestTaxFields:
     def test_bad_tax_fields_are_refused(self, client, owner, key, body):
         path = f"/admin/api/accounts/{owner.account.pk}.json"
         assert send_json(client, "put", path, key, body).status_code == 422
+
+
+class TestFind:
+    def test_finds_by_billing_email_in_any_case(self, client, key):
+        account = AccountFactory(org_name="Findable", billing_email="ap@findable.test")
+        response = client.get(url("/admin/api/accounts/find.json", key, email="AP@findable.test"))
+        assert response.status_code == 200
+        assert response.json()["account"]["id"] == account.pk
+
+    @pytest.mark.parametrize("params", [{}, {"email": "nobody@x.test"}, {"username": "ap"}])
+    def test_nothing_found_is_404(self, client, key, params):
+        AccountFactory(billing_email="ap@findable.test")
+        response = client.get(url("/admin/api/accounts/find.json", key, **params))
+        assert response.status_code == 404
+        assert response.json() == {"status": "Not found"}

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
+from django.template.response import TemplateResponse
 from django.test import RequestFactory
 
 from billing.lib.admin import service_action, staff_actor
@@ -74,8 +75,9 @@ def test_every_row_goes_through_the_service_with_the_actor(users, request_as):
         )
     ]
     assert LogEntry.objects.filter(change_message="Touch").count() == 12
-    assert action.allowed_permissions == ["change"]
-    assert action.short_description == "Touch"
+    # admin.action sets these attributes; the stubs type the action as a plain callable.
+    assert action.allowed_permissions == ["change"]  # type: ignore[attr-defined]
+    assert action.short_description == "Touch"  # type: ignore[attr-defined]
 
 
 def test_refusals_are_listed_by_row_and_capped(users, request_as):
@@ -138,10 +140,12 @@ def test_a_form_asks_first_then_passes_its_fields_as_keywords(users, request_as)
     model_admin = RecordingAdmin()
     two = selected().filter(username__in=["u00", "u01"])
     page = action(model_admin, request_as({"action": "annotate"}), two)
+    assert isinstance(page, TemplateResponse)
     assert page.status_code == 200 and calls == []
     assert page.context_data["action"] == "annotate"
     assert [row["refused"] for row in page.context_data["rows"]] == [False, True]
     invalid = action(model_admin, request_as({"action": "annotate", "apply": "1"}), two)
+    assert isinstance(invalid, TemplateResponse)
     assert invalid.context_data["form"].errors and calls == []
     action(model_admin, request_as({"action": "annotate", "apply": "1", "note": "hi"}), two)
     assert calls == [("u00", "hi"), ("u01", "hi")]

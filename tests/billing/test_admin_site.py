@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 import time_machine
@@ -108,7 +109,7 @@ class TestThrottling:
 
 class TestClientAddress:
     def request(self, forwarded=None):
-        extra = {"REMOTE_ADDR": "127.0.0.1"}
+        extra: dict[str, Any] = {"REMOTE_ADDR": "127.0.0.1"}
         if forwarded is not None:
             extra["HTTP_X_FORWARDED_FOR"] = forwarded
         return RequestFactory().get("/", **extra)

@@ -12,9 +12,12 @@ from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
 API_PREFIXES = ("api/", "admin/api/", "v1/")
-PUBLIC = {"healthz", "api/schema/", "api/docs/", "api/redoc/"}
+# "" is the landing page: links to the admin, the dashboard and the docs, no data.
+PUBLIC = {"", "healthz", "api/schema/", "api/docs/", "api/redoc/"}
 # Guarded by a signature in the path instead of a key: a forged one is refused.
 SIGNED = {"api/invoice_pdfs/x"}
+# The route that answers 404 to any other /admin/api path (instead of the admin's login).
+NO_SUCH_PATH = {"admin/api/1"}
 METHODS = ("get", "post", "put", "patch", "delete")
 
 _CONVERTER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
@@ -40,7 +43,9 @@ def _paths(patterns, prefix: str = "") -> list[str]:
 
 
 ALL_PATHS = sorted(set(_paths(get_resolver().url_patterns)))
-API_PATHS = [p for p in ALL_PATHS if p.startswith(API_PREFIXES) and p not in PUBLIC | SIGNED]
+API_PATHS = [
+    p for p in ALL_PATHS if p.startswith(API_PREFIXES) and p not in PUBLIC | SIGNED | NO_SUCH_PATH
+]
 
 
 def test_the_enumeration_finds_every_api():
@@ -60,6 +65,15 @@ def test_every_api_route_refuses_an_anonymous_caller(path):
     for method in METHODS:
         response = getattr(client, method)(f"/{path}", {}, format="json")
         assert response.status_code in (401, 403), (method, path, response.status_code)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", sorted(NO_SUCH_PATH))
+def test_an_unknown_admin_api_path_is_404_for_everyone(path):
+    client = APIClient()
+    for method in METHODS:
+        response = getattr(client, method)(f"/{path}", {}, format="json")
+        assert response.status_code == 404, (method, path, response.status_code)
 
 
 @pytest.mark.django_db

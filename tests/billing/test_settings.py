@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -61,3 +62,30 @@ def test_check_deploy_refuses_inline_tasks_and_sqlite():
     assert result.returncode != 0
     assert "billing.E001" in result.stderr
     assert "billing.W002" in result.stderr
+
+
+def test_each_log_record_is_printed_once_and_font_notices_are_dropped(caplog):
+    """Django's records reach the console through the root handler only (Django's own
+    console handler would print each a second time), and WeasyPrint's per-document
+    fontTools notice is filtered out."""
+    django_logger = logging.getLogger("django")
+    assert django_logger.handlers == [] and django_logger.propagate
+    assert logging.getLogger("django.server").propagate
+    assert len(logging.getLogger().handlers) >= 1
+    weasy = logging.getLogger("weasyprint")
+    with caplog.at_level(logging.WARNING, logger="weasyprint"):
+        weasy.warning('Using fontTools instead of HarfBuzz-Subset for font "%s".', "DejaVu")
+        weasy.warning("something else")
+    assert [r.getMessage() for r in caplog.records if r.name == "weasyprint"] == ["something else"]
+
+
+def test_without_a_broker_inline_tasks_look_for_no_server(settings, caplog):
+    """An inline task still takes a producer: on the in-memory transport, not a
+    local AMQP server kombu would warn about ("No hostname was supplied")."""
+    from billing.celery import app
+
+    assert settings.CELERY_TASK_ALWAYS_EAGER
+    assert settings.CELERY_BROKER_URL.startswith("memory://")
+    with caplog.at_level(logging.WARNING), app.producer_or_acquire(None) as producer:
+        assert producer.connection.transport_cls == "memory"
+    assert not [r for r in caplog.records if r.name.startswith(("kombu", "celery"))]

@@ -8,9 +8,10 @@ into a query string, already percent-encoded (None: the value has no query form)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -145,7 +146,7 @@ class Target:
     # Where the value goes: a path into the JSON body, or query parameter names.
     at: tuple[Any, ...] = ()
     query_names: tuple[str, ...] = ()
-    base: Callable[[dict], Any] = field(default=lambda ids: {})
+    base: Callable[[dict], Any] = dataclasses.field(default=lambda ids: {})
     base_query: str = ""
     key: str = "owner"  # owner (limited to the owner's account) or provider (all accounts)
     read: bool = False  # a read: a 200 is fine, a 4xx must still name the field
@@ -261,6 +262,8 @@ def _threescale_targets() -> list[Target]:
             "number",
             ("account_id",),
             base=lambda ids: {"account_id": ids["owner"], "period": ids["month"]},
+            # No account has a hostile id: 3scale answers for its blank buyer.
+            also_named=("buyer_account",),
         ),
         Target(
             "api.invoice_create.period",
@@ -281,6 +284,8 @@ def _threescale_targets() -> list[Target]:
             "number",
             ("account_id",),
             base=lambda ids: {"account_id": ids["owner"], "period": ids["month"]},
+            # No account has a hostile id: 3scale answers for its blank buyer.
+            also_named=("buyer_account",),
         ),
         Target(
             "api.invoice_create_xml.period",

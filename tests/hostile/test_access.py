@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.hostile.conftest import assert_no_leak, body_text, changed, fingerprint
+from tests.support.hostile import assert_no_leak, body_text, changed, fingerprint
 
 # (id, method, path, body, api): all with the owner's account-limited key.
 FOREIGN = [

@@ -17,7 +17,7 @@ import pytest
 from django.test.client import FakePayload
 
 from invoices.models import Invoice, InvoiceEvent, PaymentTransaction
-from tests.hostile.conftest import assert_no_leak, body_text, changed, fingerprint
+from tests.support.hostile import assert_no_leak, body_text, changed, fingerprint
 
 
 @dataclass(frozen=True)

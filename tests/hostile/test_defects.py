@@ -22,7 +22,7 @@ from billing.lib.money import quantize
 from invoices import services as invoice_services
 from invoices.models import Invoice, InvoiceCounter, InvoiceEvent, LineItem, PaymentTransaction
 from tests.factories import AccountFactory, make_api_key, make_invoice
-from tests.hostile.conftest import body_text, changed, fingerprint, threescale_names, v1_names
+from tests.support.hostile import body_text, changed, fingerprint, threescale_names, v1_names
 
 State = Invoice.State
 MAX_LINE = "999999999999.99"

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from tests.hostile.cases import body_with, case_id, cases, query_with
-from tests.hostile.conftest import (
+from tests.support.hostile import (
     assert_no_leak,
     body_text,
     changed,

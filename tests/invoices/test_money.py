@@ -68,7 +68,7 @@ def test_invoice_totals_identities(currency, lines, vat_rate):
     invoice = services.invoice_issue(invoice=invoice, actor="t")
     invoice = Invoice.objects.get(pk=invoice.pk)
     stored = list(invoice.line_items.all())
-    # then every identity of SPEC section 3 holds, exactly
+    # then every money identity holds, exactly: line costs, net, VAT and total
     exponent = Decimal(1).scaleb(-minor_units(currency))
     for line in stored:
         assert line.cost == line_cost(line.quantity, line.unit_price, currency)

@@ -314,7 +314,7 @@ def test_a_draft_pdf_asked_for_twice_is_rendered_once(count_renders):
 def test_an_issued_invoice_without_its_file_is_rendered_but_not_stored(count_renders):
     invoice = make_invoice(state=State.PENDING)  # the after-commit rendering never ran
     response = pdf.invoice_pdf_response(invoice)
-    assert b"".join(response.streaming_content).startswith(b"%PDF")
+    assert response.getvalue().startswith(b"%PDF")
     invoice.refresh_from_db()
     assert not invoice.pdf
     assert not invoice.events.filter(kind=InvoiceEvent.Kind.PDF_RENDERED).exists()

@@ -20,7 +20,7 @@ from invoices.pdf import (
     invoice_pdf_bytes,
     invoice_pdf_content,
 )
-from invoices.tasks import invoice_render_pdf
+from invoices.tasks import invoice_render_pdf, pdf_rendering_deferred
 from tests.factories import AccountFactory, make_invoice
 
 S = Invoice.State
@@ -137,6 +137,24 @@ class TestRenderedOnce:
         invoice.refresh_from_db()
         assert invoice.pdf.name.startswith("invoices/")
         assert invoice.events.filter(kind=InvoiceEvent.Kind.PDF_RENDERED).count() == 1
+
+    def test_deferred_rendering_queues_nothing_and_resumes_after(
+        self, seller, django_capture_on_commit_callbacks
+    ):
+        first, second = make_invoice(), make_invoice()
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            with pdf_rendering_deferred():
+                services.invoice_issue(invoice=first, actor="t")
+        assert callbacks == []  # bulk loads (the demo data) render on first view instead
+        first.refresh_from_db()
+        assert not first.pdf and invoice_pdf_content(first).startswith(b"%PDF")
+        first.refresh_from_db()
+        assert not first.pdf  # a read never stores
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            services.invoice_issue(invoice=second, actor="t")
+        assert len(callbacks) == 1
+        second.refresh_from_db()
+        assert second.pdf.name.startswith("invoices/")
 
     def test_stored_file_is_served_not_re_rendered(self, seller, monkeypatch):
         invoice = make_invoice(state=S.PENDING)

@@ -57,7 +57,7 @@ class TestUpsertBackgroundLines:
         # then: one background invoice each, live terms, exact totals, ids by source
         invoice = Invoice.objects.get(account=usd)
         assert (invoice.creation_type, invoice.state, invoice.period) == ("background", "open", JAN)
-        assert (invoice.currency, invoice.vat_rate, invoice.vat_code) == ("USD", 21, "ES1")
+        assert (invoice.currency, invoice.vat_rate, invoice.vat_code) == ("USD", Decimal(21), "ES1")
         assert invoice.cost_without_vat == Decimal("2.51")  # 2.01 + 0.50
         assert_identities(invoice)
         yen = Invoice.objects.get(account=jpy)

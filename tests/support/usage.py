@@ -10,7 +10,7 @@ _ids = itertools.count(1)
 
 
 def record(**overrides) -> dict:
-    """A valid usage record as a client sends it (seed 000's fields plus the client's id)."""
+    """A valid usage record as a client sends it (the pre-rated record's fields plus the client's id)."""
     data = {
         "id": f"rec-{next(_ids)}",
         "resource_id": "i-1234567890abcdef0",

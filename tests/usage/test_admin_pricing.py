@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from tests.factories import AccountFactory
-from tests.usage.pricing_helpers import api_calls, metered, scale_plan
+from tests.support.pricing import api_calls, metered, scale_plan
 from usage.models import Charge, Plan, Subscription
 from usage.subscriptions import subscription_create
 

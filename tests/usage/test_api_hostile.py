@@ -97,6 +97,7 @@ HOSTILE_TIMES = ["0000-01-01T00:00:00Z", "9999-12-31T23:00:00-05:00", "0001-01-0
 
 
 def hostile_records():
+    value: object
     for name in TEXT_FIELDS:
         for value in HOSTILE_TEXT:
             yield name, value
@@ -128,8 +129,12 @@ class TestIngestRecords:
 
     def test_a_lone_surrogate_in_json_lines_names_the_line_and_field(self, owner):
         lines = orjson.dumps(record()) + b"\n" + json.dumps(record(service="\ud800")).encode()
+        # The test client sends bytes as they are; the stubs only list str.
         response = client_for(owner.secret).generic(
-            "POST", INGEST, lines, content_type="application/x-ndjson"
+            "POST",
+            INGEST,
+            lines,  # type: ignore[arg-type]
+            content_type="application/x-ndjson",
         )
         assert response.status_code == 400, response.content
         assert response.json()["error"]["details"]["records"][0]["field"] == "service"
@@ -137,16 +142,24 @@ class TestIngestRecords:
 
     def test_a_surrogate_encoded_as_utf8_bytes_names_the_field(self, owner):
         body = orjson.dumps(record())[:-1] + b', "region": "\xed\xa0\x80"}'
+        # The test client sends bytes as they are; the stubs only list str.
         response = client_for(owner.secret).generic(
-            "POST", INGEST, body, content_type="application/json"
+            "POST",
+            INGEST,
+            body,  # type: ignore[arg-type]
+            content_type="application/json",
         )
         assert response.status_code == 400, response.content
         assert response.json()["error"]["details"]["records"][0]["field"] == "region"
         assert UsageRecord.objects.count() == 0
 
     def test_bytes_that_are_not_utf8_are_a_malformed_body(self, owner):
+        # The test client sends bytes as they are; the stubs only list str.
         response = client_for(owner.secret).generic(
-            "POST", INGEST, b'{"id": "\xff\xfe"}', content_type="application/json"
+            "POST",
+            INGEST,
+            b'{"id": "\xff\xfe"}',  # type: ignore[arg-type]
+            content_type="application/json",
         )
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "malformed_request"

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from tests.usage.conftest import client_for
-from tests.usage.pricing_helpers import api_calls, metered, scale_plan
+from tests.support.pricing import api_calls, metered, scale_plan
+from tests.support.usage import client_for
 from usage.models import Charge, Metric, Plan, Subscription, UsageRecord
 from usage.subscriptions import subscription_create
 

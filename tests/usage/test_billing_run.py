@@ -259,7 +259,7 @@ class TestBillingRun:
         # records are linked (another connection's commit, here the same one)
         usd, _ = accounts
         real = services.invoices_upsert_background_lines
-        calls = []
+        calls: list[dict] = []
 
         def upsert_then_record_arrives(**kwargs):
             written = real(**kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -56,7 +57,7 @@ def tiers_st(draw) -> tuple[Tier, ...]:
 
 
 def _terms(**overrides) -> SubscriptionTerms:
-    values = {
+    values: dict[str, Any] = {
         "id": 7,
         "plan_code": "scale",
         "plan_name": "Scale",

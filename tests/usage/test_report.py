@@ -1,4 +1,4 @@
-"""The usage report (seed 000) against a hand-computed fixture."""
+"""The usage report of pre-rated records against a hand-computed fixture."""
 
 from __future__ import annotations
 

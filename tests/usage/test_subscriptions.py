@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from billing.lib.money import line_cost
 from tests.factories import AccountFactory
-from tests.usage.pricing_helpers import api_calls, metered, scale_plan
+from tests.support.pricing import api_calls, metered, scale_plan
 from usage.exceptions import PlanImmutable, PricingValidationError, SubscriptionConflict
 from usage.models import Subscription, UsageRecord
 from usage.rating import lines_total
@@ -248,7 +248,7 @@ def test_many_accounts_are_rated_in_a_few_queries(django_assert_max_num_queries)
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_subscribes_leave_one_live_subscription():
     import threading
     from concurrent.futures import ThreadPoolExecutor

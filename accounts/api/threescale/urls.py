@@ -18,6 +18,12 @@ urlpatterns = format_suffix_patterns(
             AccountViewSet.as_view({"get": "list"}),
             name="threescale-account-list",
         ),
+        # Before the detail route, whose id segment would take `find`.
+        path(
+            "accounts/find",
+            AccountViewSet.as_view({"get": "find"}),
+            name="threescale-account-find",
+        ),
         path(
             "accounts/<threescale_id:pk>",
             AccountViewSet.as_view(

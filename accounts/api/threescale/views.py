@@ -24,7 +24,7 @@ from accounts.api.threescale.representations import (
     accounts_xml,
 )
 from accounts.models import Account
-from accounts.selectors import account_visible_to
+from accounts.selectors import account_find_by_email, account_visible_to
 from billing.api.pagination import page_request
 from billing.api.permissions import HasApiKey, ProviderWideKey, WriteScopeForUnsafe
 from billing.api.threescale import schema as s
@@ -238,7 +238,11 @@ class AccountViewSet(ThreeScaleViewSet):
         if not fields.get("org_name"):
             raise Unprocessable.on("org_name", "can't be blank")
         account = services.account_create(**fields)
-        return Response(_account_document(request, account), status=201)
+        return Response(
+            _account_document(request, account),
+            status=201,
+            headers={"Location": request.build_absolute_uri(f"/admin/api/accounts/{account.pk}")},
+        )
 
     @extend_schema(
         summary="Account List",
@@ -250,8 +254,8 @@ class AccountViewSet(ThreeScaleViewSet):
         responses=s.responses(200, ThreeScaleAccountListSerializer, errors=(403,)),
     )
     def list(self, request, format=None):
-        """Accounts that are not deleted, by name."""
-        qs = account_visible_to(self.api_key).order_by("org_name", "id")
+        """Accounts that are not deleted, by id (as 3scale lists them)."""
+        qs = account_visible_to(self.api_key).order_by("id")
         states = list_values(request.query_params, "state")
         if states:
             # Only real states reach the database (a NUL character would make it raise).
@@ -267,6 +271,31 @@ class AccountViewSet(ThreeScaleViewSet):
         links = Links(request)
         items = [account_json(account, links) for account in accounts]
         return Response(Document(json=accounts_json(items, pagination)))
+
+    @extend_schema(
+        summary="Account Find",
+        parameters=[
+            OpenApiParameter("email", str, description="The account's billing e-mail (any case)."),
+            OpenApiParameter(
+                "username",
+                str,
+                description="Accepted as 3scale's; accounts here have no users, so only "
+                "`email` finds one.",
+            ),
+        ],
+        responses=s.responses(200, ThreeScaleAccountEnvelopeSerializer),
+    )
+    def find(self, request, format=None):
+        """The account with this billing e-mail, or 404."""
+        raw = request.query_params.get("email")
+        try:
+            email = text(raw, "email") or ""
+        except Unprocessable:
+            email = ""
+        account = account_find_by_email(self.api_key, email.strip())
+        if account is None:
+            raise NotFound()
+        return Response(_account_document(request, account))
 
     @extend_schema(
         summary="Account Read",

@@ -26,6 +26,7 @@ from billing.api.threescale.renderers import (
     ThreeScaleJSONRenderer,
     ThreeScaleXMLRenderer,
 )
+from billing.api.threescale.schema import ThreeScaleAutoSchema
 
 MAX_CREDENTIAL_BODY_BYTES = 64 * 1024
 
@@ -71,7 +72,12 @@ class ThreeScaleContentNegotiation(DefaultContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         # A suffix decides on its own, whatever Accept says (Rails does the same).
-        fmt = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+        override = request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+        known = {renderer.format for renderer in renderers}
+        if override is not None and override not in known:
+            # `?format=AAA` is refused even when a suffix decides the format.
+            raise NotAcceptable()
+        fmt = format_suffix or override
         if fmt:
             for renderer in renderers:
                 if renderer.format == fmt:
@@ -111,6 +117,7 @@ class ThreeScaleViewSet(ViewSet):
         TextXMLParser,
     ]
     content_negotiation_class = ThreeScaleContentNegotiation
+    schema = ThreeScaleAutoSchema()
 
     def get_exception_handler(self):
         return threescale_exception_handler

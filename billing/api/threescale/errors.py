@@ -6,7 +6,7 @@
 | not found                           | 404    | {"status":"Not found"}      | empty body                   |
 | validation, transition, charge      | 422    | {"errors":{"field":[msg]}}  | <errors><error>Full msg</error></errors> |
 | missing required parameter          | 400    | text/plain                                                 |
-| unknown format                      | 406    | empty body                                                 |
+| unknown format                      | 406    | text/plain                                                 |
 
 A view lists the domain errors it answers with 422 in `field_errors` (each
 carries `field` and `message`). A lost database is left to
@@ -27,6 +27,7 @@ from billing.api.threescale.renderers import Document, PlainText
 from billing.api.threescale.xml import Element
 
 ACCESS_DENIED = "Access denied"
+UNKNOWN_FORMAT = "The server does not understand the requested format"
 
 
 class MissingParameter(exceptions.APIException):
@@ -122,7 +123,9 @@ def threescale_exception_handler(exc: Exception, context: dict) -> Response | No
     if isinstance(exc, (exceptions.NotFound, Http404)):
         return Response(not_found_document(), status=404)
     if isinstance(exc, exceptions.NotAcceptable):
-        return Response(Document(), status=406)
+        return Response(
+            PlainText(UNKNOWN_FORMAT), status=406, content_type="text/plain; charset=utf-8"
+        )
     if isinstance(exc, DatabaseError):
         return None  # a lost database: DatabaseUnavailableMiddleware answers 503
     if isinstance(exc, exceptions.APIException):

@@ -42,15 +42,15 @@ def invoice_search(qs: QuerySet[Invoice], query: QueryDict) -> QuerySet[Invoice]
         number = _or_none(parsing.parse_month_number, month_number)
         qs = qs.none() if number is None else qs.filter(period__month=number)
 
-    number = (query.get("number") or "").strip()
-    if number:
-        if not _NUMBER_RE.match(number):
+    friendly_id = (query.get("number") or "").strip()
+    if friendly_id:
+        if not _NUMBER_RE.match(friendly_id):
             qs = qs.none()
-        elif "*" in number:
-            pattern = "^" + re.escape(number).replace(r"\*", ".*") + "$"
+        elif "*" in friendly_id:
+            pattern = "^" + re.escape(friendly_id).replace(r"\*", ".*") + "$"
             qs = qs.filter(friendly_id__regex=pattern)
         else:
-            qs = qs.filter(friendly_id=number)
+            qs = qs.filter(friendly_id=friendly_id)
 
     buyer_query = (query.get("buyer_query") or "").strip()
     if buyer_query:

@@ -310,7 +310,9 @@ def _safe_tag(key: Any) -> str:
 
 
 def payment_transaction_xml(payment: PaymentTransaction) -> Element:
-    response = payment.gateway_response if isinstance(payment.gateway_response, dict) else {}
+    response: object = (
+        payment.gateway_response if isinstance(payment.gateway_response, dict) else {}
+    )
     # Rows stored before secrets were stripped on the way in are stripped on the way out.
     response = gateway_response_public(response)
     return Element(

@@ -4,6 +4,8 @@ XML bodies are described as strings in the `application/xml` media type."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -15,7 +17,9 @@ from billing.api.threescale.schema import (
     ThreeScaleLinkSerializer,
     ThreeScaleMetadataSerializer,
 )
+from billing.lib.money import MAX_AMOUNT, QUANTITY_DECIMAL_PLACES
 from invoices.models import Invoice
+from invoices.services import MAX_QUANTITY
 
 TARGET_STATES = [
     "finalized",
@@ -151,10 +155,22 @@ class ThreeScaleLineItemCreateSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField(required=False, allow_blank=True)
     quantity = serializers.DecimalField(
-        max_digits=18, decimal_places=4, required=False, help_text="Defaults to 1."
+        max_digits=14,
+        decimal_places=QUANTITY_DECIMAL_PLACES,
+        coerce_to_string=False,
+        min_value=Decimal("0.0001"),
+        max_value=MAX_QUANTITY,
+        required=False,
+        help_text="Defaults to 1 (a number or numeric text).",
     )
     cost = serializers.DecimalField(
-        max_digits=18, decimal_places=4, help_text="The line total (not the unit price)."
+        max_digits=14,
+        decimal_places=2,
+        coerce_to_string=False,
+        min_value=Decimal(0),
+        max_value=MAX_AMOUNT,
+        help_text="The line total (not the unit price), a number or numeric text, not "
+        "negative, with at most the currency's decimal places.",
     )
     type = serializers.ChoiceField(
         choices=["", "LineItem::PlanCost", "LineItem::VariableCost"],
@@ -178,7 +194,12 @@ LIST_PARAMETERS = [
         "month", OpenApiTypes.STR, description="YYYY-MM; an invalid month gives an empty list."
     ),
     OpenApiParameter("page", OpenApiTypes.INT, description="Defaults to 1."),
-    OpenApiParameter("per_page", OpenApiTypes.INT, description="Default and max is 20."),
+    OpenApiParameter(
+        "per_page",
+        OpenApiTypes.INT,
+        description="Default 20. 1 to 500 (3scale's code; its reference says a maximum of "
+        "20); any other value gives 20.",
+    ),
     OpenApiParameter("number", OpenApiTypes.STR, description="Invoice number; `*` is a wildcard."),
     OpenApiParameter("year", OpenApiTypes.INT, description="Period year."),
     OpenApiParameter("month_number", OpenApiTypes.INT, description="Period month (1-12)."),

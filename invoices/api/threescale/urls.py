@@ -1,4 +1,4 @@
-"""The 3scale-compatible Billing API under /api (3scale-wire.md section 1).
+"""The 3scale-compatible Billing API under /api: 3scale's paths, parameters and bodies.
 
 Every route takes an optional format suffix (`.xml`, `.json`; anything else is
 406); without one, `Accept` decides, XML by default.

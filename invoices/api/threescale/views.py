@@ -8,7 +8,6 @@ from django.core import signing
 from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_safe
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework.exceptions import NotAcceptable, NotFound
 from rest_framework.response import Response
@@ -44,7 +43,8 @@ from invoices.pdf import invoice_pdf_response
 from invoices.selectors import invoice_visible_for_account, invoice_visible_to
 
 DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 20
+# 3scale's code accepts 1..500 (its reference docs say 20): we follow the code.
+MAX_PER_PAGE = 500
 # 3scale's `PUT .../state` names the target state; `cancel` is the one alias.
 STATE_ALIASES = {"cancel": Invoice.State.CANCELLED}
 PERIOD_FORMAT_MESSAGE = "Billing period format should be YYYY-MM"
@@ -84,6 +84,22 @@ def _period(value, *, ignore_objects: bool = False):
     return period
 
 
+# Rails wraps the body keys that are Invoice attributes under `invoice`.
+INVOICE_ATTRIBUTES = frozenset(
+    {f.name for f in Invoice._meta.concrete_fields} | {"period", "friendly_id", "invoice"}
+)
+
+
+def _has_invoice_attributes(data) -> bool:
+    keys = data.keys() if hasattr(data, "keys") else ()
+    return any(key in INVOICE_ATTRIBUTES or str(key).startswith("invoice[") for key in keys)
+
+
+def _location(request, path: str) -> str:
+    """The created resource's URL, as Rails' `respond_with` sends it with a 201."""
+    return request.build_absolute_uri(path)
+
+
 @extend_schema(tags=["3scale: invoices"])
 class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     """Invoices: list, create, read, update, state change and charge."""
@@ -113,13 +129,21 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         raw_account_id = param(request, "account_id")
         if raw_account_id is None or raw_account_id == "":
             raise MissingParameter("account_id")
-        account_id = optional_id(raw_account_id, "account_id")
+        try:
+            account_id = optional_id(raw_account_id, "account_id")
+        except Unprocessable:
+            account_id = None  # no such account either
         account = account_visible_to(self.api_key).filter(pk=account_id or 0).first()
         if account is None:
-            raise Unprocessable.on("account_id", "not found")
+            # Rails validates the invoice's buyer: an unknown id leaves it blank.
+            raise Unprocessable.on("buyer_account", "can't be blank")
         period = _period(param(request, "period", wrapper="invoice"))
         invoice = services.invoice_create(account=account, period=period, actor=self.actor)
-        return Response(invoice_document(request, invoice), status=201)
+        return Response(
+            invoice_document(request, invoice),
+            status=201,
+            headers={"Location": _location(request, f"/api/invoices/{invoice.pk}")},
+        )
 
     @extend_schema(
         summary="Invoice Read",
@@ -133,12 +157,16 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         summary="Invoice Update",
         request=s.ThreeScaleInvoiceUpdateSerializer,
         responses=shared.responses(
-            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)
+            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(400, 403, 404, 422)
         ),
     )
     def update(self, request, pk=None, format=None):
-        """Change `period` and/or `friendly_id`; every other key is ignored."""
+        """Change `period` and/or `friendly_id`; every other key is ignored.
+
+        A body with no invoice attribute at all is 400, as Rails' `params.require`."""
         invoice = self.get_invoice(pk)
+        if not _has_invoice_attributes(request.data):
+            raise MissingParameter("invoice")
         period = _period(param(request, "period", wrapper="invoice"), ignore_objects=True)
         friendly_id = param(request, "friendly_id", wrapper="invoice")
         if isinstance(friendly_id, (dict, list)):
@@ -155,7 +183,7 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         summary="Invoice Update (PATCH)",
         request=s.ThreeScaleInvoiceUpdateSerializer,
         responses=shared.responses(
-            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(403, 404, 422)
+            200, s.ThreeScaleInvoiceEnvelopeSerializer, errors=(400, 403, 404, 422)
         ),
     )
     def partial_update(self, request, pk=None, format=None):
@@ -191,7 +219,11 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         """Charge the buyer's card for a pending, unpaid or failed invoice."""
         invoice = self.get_invoice(pk)
         invoice = services.invoice_charge(invoice=invoice, actor=self.actor)
-        return Response(invoice_document(request, invoice), status=201)
+        return Response(
+            invoice_document(request, invoice),
+            status=201,
+            headers={"Location": _location(request, f"/api/invoices/{invoice.pk}")},
+        )
 
 
 @extend_schema(tags=["3scale: invoices"])
@@ -248,7 +280,13 @@ class LineItemViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
         invoice = self.get_invoice(invoice_id)
         fields = self._line_fields(request)
         line = services.line_item_add(invoice=invoice, actor=self.actor, **fields)
-        return Response(line_item_document(request, line, buyer_id=invoice.account_id), status=201)
+        return Response(
+            line_item_document(request, line, buyer_id=invoice.account_id),
+            status=201,
+            headers={
+                "Location": _location(request, f"/api/invoices/{invoice.pk}/line_items/{line.pk}")
+            },
+        )
 
     @extend_schema(
         summary="Delete Line Item of an Invoice",
@@ -265,13 +303,16 @@ class LineItemViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
                 "(`error`).",
             ),
             (403, shared.XML): OpenApiResponse(
-                OpenApiTypes.STR, description="<errors>…</errors> or <error>…</error>"
+                PolymorphicProxySerializer(
+                    component_name="ThreeScaleLineItemDeleteRefusalXML",
+                    serializers=[shared.ErrorsXMLSchema, shared.ErrorSchema],
+                    resource_type_field_name=None,
+                ),
+                description="<errors>…</errors> or <error>…</error>",
             ),
             (404, shared.JSON): OpenApiResponse(shared.NotFoundSchema, description="Not found."),
             (404, shared.XML): shared.EMPTY_XML,
-            (406, shared.XML): OpenApiResponse(
-                OpenApiTypes.STR, description="Unknown format (only .json and .xml); empty body."
-            ),
+            (406, shared.TEXT): shared.UNKNOWN_FORMAT,
         },
     )
     def destroy(self, request, invoice_id=None, pk=None, format=None):
@@ -362,7 +403,7 @@ class InvoicePdfViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
             (403, shared.JSON): OpenApiResponse(shared.ErrorSchema, description="Access denied."),
             (404, shared.JSON): OpenApiResponse(shared.NotFoundSchema, description="Not found."),
             # Without `Accept: application/json` the errors are 3scale's XML ones.
-            (403, shared.XML): OpenApiResponse(OpenApiTypes.STR, description="<error>…</error>"),
+            (403, shared.XML): OpenApiResponse(shared.ErrorSchema, description="<error>…</error>"),
             (404, shared.XML): shared.EMPTY_XML,
         },
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -63,7 +65,7 @@ def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "summary": "Get an invoice as an EN 16931 e-invoice",
     "description": (
         "The issued invoice as XML, built from what was frozen at issue: UBL 2.1 "

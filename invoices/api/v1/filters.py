@@ -36,6 +36,9 @@ DEFAULT_ORDERING = "-created_at"
 
 class MonthField(forms.CharField):
     def to_python(self, value):
+        if value == "":
+            # `?month=` names no month: refused, as the schema's pattern does.
+            raise forms.ValidationError("must be a month as YYYY-MM")
         value = super().to_python(value)
         if value in self.empty_values:
             return None
@@ -82,7 +85,9 @@ class IntegerFilter(django_filters.Filter):
     field_class = forms.IntegerField
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\d{4}-\d{2}$", "example": "2026-03"})
+@extend_schema_field(
+    {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "example": "2026-03"}
+)
 class MonthFilter(django_filters.Filter):
     field_class = MonthField
 

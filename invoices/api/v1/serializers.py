@@ -1,4 +1,4 @@
-"""The /v1 invoice representation (seed 000's short and rich forms in one) and request bodies.
+"""The /v1 invoice representation (the short and the rich form in one) and request bodies.
 
 Output: amounts are Decimals rounded to the invoice currency's minor unit and
 rendered as JSON numbers. `amount` and `total` are the invoice's cost (VAT
@@ -353,11 +353,13 @@ class LineItemInputSerializer(StrictSerializer):
 
 
 def _amount_field(**kwargs) -> DecimalNumberField:
+    kwargs.setdefault(
+        "help_text", "Net amount of the invoice's single line (or the sum of `line_items`)."
+    )
     return DecimalNumberField(
         min_value=Decimal(0),
         max_value=MAX_AMOUNT,
         decimal_places=AMOUNT_DECIMAL_PLACES,
-        help_text="Net amount of the invoice's single line (or the sum of `line_items`).",
         **kwargs,
     )
 
@@ -523,6 +525,15 @@ class InvoiceUpdateSerializer(_InvoiceWriteSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+class InvoiceReplaceSerializer(InvoiceUpdateSerializer):
+    """A PUT body: `date`, and `amount` or `line_items` (or both when they agree)."""
+
+    date = StrictDateField(help_text="Picks the billed month. Required.")
+    amount = _amount_field(
+        required=False, help_text="The single line's net amount; required unless line_items."
+    )
 
 
 class InvoiceIssueSerializer(StrictSerializer):

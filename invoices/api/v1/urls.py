@@ -1,4 +1,4 @@
-"""The JSON API of seed 000 under /v1: invoices and credit notes."""
+"""The JSON API under /v1: invoices and credit notes."""
 
 from rest_framework.routers import SimpleRouter
 

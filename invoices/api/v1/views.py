@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from billing.api.errors import ApiError, ErrorSerializer
-from billing.api.idempotency import IdempotencyMixin
+from billing.api.idempotency import KEY_SCHEMA, IdempotencyMixin
 from billing.api.pagination import LinkHeaderPagination
 from billing.api.permissions import request_api_key
 from billing.api.v1 import V1APIMixin
@@ -34,6 +34,7 @@ from invoices.api.v1.serializers import (
     InvoiceCreateSerializer,
     InvoiceIssueSerializer,
     InvoiceMarkPaidSerializer,
+    InvoiceReplaceSerializer,
     InvoiceSerializer,
     InvoiceUpdateSerializer,
     PaymentCreateSerializer,
@@ -117,7 +118,7 @@ _IDEMPOTENCY_ERRORS = {
 _NOT_FOUND = {404: _error("No such invoice (or not visible to this key).")}
 _IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    KEY_SCHEMA,
     OpenApiParameter.HEADER,
     required=False,
     description="Makes a retried POST safe: the first response is stored for 24 hours and "
@@ -184,9 +185,10 @@ def _action_schema(summary: str, request, description: str = "") -> dict:
         parameters=[_IDEMPOTENCY_HEADER, _REPLAYED_HEADER],
         examples=[
             OpenApiExample(
+                # Customer 2 is Globex Corp (USD) after `manage.py seed_demo` on an empty database.
                 "The seed's request",
                 value={
-                    "customer_id": 123,
+                    "customer_id": 2,
                     "amount": 100.0,
                     "date": "2023-03-01",
                     "due_date": "2023-03-31",
@@ -202,8 +204,9 @@ def _action_schema(summary: str, request, description: str = "") -> dict:
     ),
     update=extend_schema(
         summary="Replace a draft's month and lines",
+        description="Requires `date`, and `amount` or `line_items` (or both, when they agree).",
         parameters=[_ID],
-        request=InvoiceUpdateSerializer,
+        request=InvoiceReplaceSerializer,
         responses={
             200: InvoiceSerializer,
             **_WRITE_ERRORS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
@@ -88,7 +89,7 @@ class TestChangelist:
         assert by_prefix.result_count == 2
 
     def test_totals_of_the_selection_per_currency(self, finance, media):
-        eur = {"lines": [("1", "10.00")], "state": S.PENDING}
+        eur: dict[str, Any] = {"lines": [("1", "10.00")], "state": S.PENDING}
         make_invoice(account=AccountFactory(currency="EUR"), **eur)
         make_invoice(account=AccountFactory(currency="EUR"), lines=[("1", "5.25")], state=S.PAID)
         make_invoice(account=AccountFactory(currency="JPY"), lines=[("3", "1000")], state=S.FAILED)

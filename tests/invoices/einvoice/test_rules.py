@@ -97,7 +97,7 @@ def test_user_data_is_escaped():
 def test_control_characters_are_dropped_not_fatal(cii_rules):
     invoice = issued_invoice("domestic")
     line = invoice.line_items.first()
-    line.name, line.description = "Plan\x0b Pro\x00", "Page\x0cbreak"
+    line.name, line.description = "Plan\x0b Pro\x01", "Page\x0cbreak"
     line.save()
     xml = einvoice_xml(invoice, "cii")
     names = [element.text for element in etree.fromstring(xml).iter("{*}Name")]

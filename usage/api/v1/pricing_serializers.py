@@ -197,7 +197,8 @@ class ChargeInputSerializer(StrictSerializer):
     unit_amount = _price(required=False, help_text="per_unit: per unit; package: per package.")
     free_units = _units(required=False, help_text="per_unit and package.")
     package_size = StrictIntegerField(required=False, min_value=1, max_value=10**12)
-    tiers = TierInputSerializer(many=True, required=False, allow_empty=False, max_length=MAX_TIERS)
+    # many=True hands max_length to the ListSerializer, which the stubs' signature omits.
+    tiers = TierInputSerializer(many=True, required=False, allow_empty=False, max_length=MAX_TIERS)  # type: ignore[call-arg]
 
 
 class _PlanFieldsSerializer(StrictSerializer):
@@ -206,7 +207,8 @@ class _PlanFieldsSerializer(StrictSerializer):
     amount = _price(required=False, default=Decimal(0))
     setup_fee = _price(required=False, default=Decimal(0))
     trial_days = StrictIntegerField(min_value=0, max_value=MAX_TRIAL_DAYS, default=0)
-    charges = ChargeInputSerializer(many=True, required=False, max_length=MAX_CHARGES)
+    # many=True hands max_length to the ListSerializer, which the stubs' signature omits.
+    charges = ChargeInputSerializer(many=True, required=False, max_length=MAX_CHARGES)  # type: ignore[call-arg]
 
 
 class PlanCreateSerializer(_PlanFieldsSerializer):

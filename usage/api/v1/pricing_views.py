@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import account_visible_to
 from billing.api.errors import ApiError, ErrorSerializer
-from billing.api.idempotency import IdempotencyMixin
+from billing.api.idempotency import KEY_SCHEMA, IdempotencyMixin
 from billing.api.pagination import LinkHeaderPagination
 from billing.api.permissions import (
     HasApiKey,
@@ -77,7 +77,7 @@ _WRITE_ERRORS = {
 _LIST_ERRORS = {**_READ_ERRORS, 400: _error("A bad page, per_page or filter, named in `details`.")}
 _IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    KEY_SCHEMA,
     OpenApiParameter.HEADER,
     required=False,
     description="Makes a retried POST safe: the first response is stored for 24 hours and "
@@ -113,6 +113,7 @@ class _PricingViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
 
     def _list(self, queryset, serializer_class) -> Response:
         page = self.paginate_queryset(queryset)
+        assert page is not None  # the view sets a pagination class
         return self.get_paginated_response([serializer_class(item).data for item in page])
 
 
@@ -121,7 +122,7 @@ class _CatalogueViewSet(_PricingViewSet):
     lookup_value_regex = CODE_REGEX
 
     def get_permissions(self):
-        permissions = super().get_permissions()
+        permissions = list(super().get_permissions())
         if self.request.method not in ("GET", "HEAD", "OPTIONS"):
             permissions.append(ProviderWideKey())
         return permissions

@@ -12,7 +12,7 @@ from usage.api.v1.pricing_views import (
 from usage.api.v1.views import UsageIngestView, UsageReportView
 
 # No trailing slash, as the rest of /v1.
-router = SimpleRouter(trailing_slash="")
+router = SimpleRouter(trailing_slash=False)
 router.register("metrics", MetricViewSet, basename="v1-metric")
 router.register("plans", PlanViewSet, basename="v1-plan")
 router.register("subscriptions", SubscriptionViewSet, basename="v1-subscription")

@@ -11,20 +11,34 @@ from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Account
 from billing.api.errors import ApiError, ErrorSerializer
-from billing.api.idempotency import IdempotencyMixin
+from billing.api.idempotency import KEY_SCHEMA, IdempotencyMixin
 from billing.api.permissions import HasApiKey, request_api_key
 from billing.api.v1 import V1APIMixin
 from usage import selectors, services
 from usage.api.v1.parsers import JsonLinesParser, JsonlParser, OrjsonParser
-from usage.api.v1.serializers import UsageReportParamsSerializer
+from usage.api.v1.serializers import MAX_PAGE, MAX_PER_PAGE, UsageReportParamsSerializer
 from usage.exceptions import UsageBatchEmpty, UsageBatchTooLarge, UsageRecordsInvalid
+from usage.validation import (
+    CLIENT_ID_MAX,
+    MAX_BATCH_RECORDS,
+    METRIC_MAX,
+    REGION_MAX,
+    RESOURCE_ID_MAX,
+    RESOURCE_NAME_MAX,
+    SERVICE_MAX,
+)
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -64,17 +78,142 @@ class UsageErrorSerializer(serializers.Serializer):
     error = UsageErrorDetailSerializer()
 
 
+class UsageRecordSchema(serializers.Serializer):
+    """One usage record (documentation only: usage.validation reads the records)."""
+
+    id = serializers.CharField(
+        max_length=CLIENT_ID_MAX, help_text="The client's id for the record (deduplicates)."
+    )
+    account_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Required unless the API key is limited to one account.",
+    )
+    resource_id = serializers.CharField(required=False, max_length=RESOURCE_ID_MAX)
+    resource_name = serializers.CharField(required=False, max_length=RESOURCE_NAME_MAX)
+    service = serializers.CharField(required=False, max_length=SERVICE_MAX)
+    region = serializers.CharField(required=False, max_length=REGION_MAX)
+    start_time = serializers.DateTimeField()
+    end_time = serializers.DateTimeField(
+        required=False, help_text="Required with a cost; not before start_time."
+    )
+    duration = serializers.IntegerField(
+        required=False, min_value=0, help_text="Seconds; defaults to end_time - start_time."
+    )
+    cost = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        min_value=Decimal(0),
+        required=False,
+        help_text="A priced record's cost (a number or a numeric string).",
+    )
+    metric = serializers.CharField(
+        required=False,
+        max_length=METRIC_MAX,
+        help_text="A metered record: the metric code (with `quantity`, and no `cost`).",
+    )
+    quantity = serializers.DecimalField(
+        max_digits=18, decimal_places=4, min_value=Decimal(0), required=False
+    )
+
+
+class UsageIngestResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField(help_text="Records already stored (same account and id).")
+
+
+class UsageRowSerializer(serializers.Serializer):
+    """A report row: a record, or a group (its key, `records`, `duration`, `cost`)."""
+
+    id = serializers.CharField(required=False)
+    account_id = serializers.IntegerField(required=False)
+    resource_id = serializers.CharField(required=False)
+    resource_name = serializers.CharField(required=False)
+    service = serializers.CharField(required=False)
+    region = serializers.CharField(required=False)
+    metric = serializers.CharField(required=False)
+    quantity = serializers.DecimalField(
+        max_digits=18, decimal_places=4, coerce_to_string=False, required=False
+    )
+    start_time = serializers.DateTimeField(required=False)
+    end_time = serializers.DateTimeField(required=False)
+    day = serializers.DateField(required=False)
+    records = serializers.IntegerField(required=False)
+    duration = serializers.IntegerField(required=False)
+    cost = serializers.DecimalField(
+        max_digits=24, decimal_places=6, coerce_to_string=False, allow_null=True
+    )
+
+
+class UsageFiltersSerializer(serializers.Serializer):
+    region = serializers.CharField(required=False)
+    service = serializers.CharField(required=False)
+
+
+class UsageReportSerializer(serializers.Serializer):
+    start_date = serializers.DateField()
+    end_date = serializers.DateField()
+    filters = UsageFiltersSerializer()
+    account_id = serializers.IntegerField(required=False)
+    resource_id = serializers.CharField(required=False)
+    group_by = serializers.ChoiceField(
+        choices=["service", "region", "resource", "day"], required=False
+    )
+    usage = UsageRowSerializer(many=True)
+    total_cost = serializers.DecimalField(max_digits=24, decimal_places=6, coerce_to_string=False)
+
+
+class UsageReportRequestSerializer(serializers.Serializer):
+    start_date = serializers.DateField(help_text="Inclusive.")
+    end_date = serializers.DateField(help_text="Inclusive.")
+    filters = UsageFiltersSerializer(required=False)
+    account_id = serializers.IntegerField(required=False, min_value=1)
+    resource_id = serializers.CharField(required=False)
+    group_by = serializers.ChoiceField(
+        choices=["service", "region", "resource", "day"], required=False
+    )
+    page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
+    per_page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PER_PAGE)
+
+
+# The body as JSON: one record or an array of them. JSON Lines
+# (`application/x-ndjson`, also `application/jsonl`) is read too and described
+# in the operation's text: a schema listing it beside an array body makes
+# openapi-python-client generate a function that cannot send either (it tests
+# `isinstance(body, list[...])`, which Python refuses).
+_USAGE_BODY = {
+    "application/json": PolymorphicProxySerializer(
+        component_name="UsageIngest",
+        serializers=[UsageRecordSchema, UsageRecordSchema(many=True)],
+        resource_type_field_name=None,
+        many=False,
+    ),
+}
+
+_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    KEY_SCHEMA,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Makes a retried POST safe: the first response is stored for 24 hours and "
+    "replayed for the same key and body.",
+)
 _CENTS = Decimal("0.01")
 _REPORT_PARAMETERS = [
     OpenApiParameter("start_date", OpenApiTypes.DATE, required=True, description="Inclusive."),
     OpenApiParameter("end_date", OpenApiTypes.DATE, required=True, description="Inclusive."),
     OpenApiParameter("filters.region", str, description="Also accepted as `region`."),
     OpenApiParameter("filters.service", str, description="Also accepted as `service`."),
-    OpenApiParameter("account_id", int),
+    OpenApiParameter("account_id", {"type": "integer", "minimum": 1}),
     OpenApiParameter("resource_id", str),
     OpenApiParameter("group_by", str, enum=["service", "region", "resource", "day"]),
-    OpenApiParameter("page", int),
-    OpenApiParameter("per_page", int, description="Default 100, at most 1000."),
+    OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+    OpenApiParameter(
+        "per_page",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+        description=f"Default 100, at most {MAX_PER_PAGE}.",
+    ),
 ]
 
 
@@ -84,10 +223,20 @@ class UsageIngestView(IdempotencyMixin, V1APIMixin, APIView):
     parser_classes = [OrjsonParser, JsonLinesParser, JsonlParser]
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
+        description=(
+            "One record (a JSON object), an array of records (at most "
+            f"{MAX_BATCH_RECORDS}), or JSON Lines: `Content-Type: application/x-ndjson` "
+            "(or `application/jsonl`), one UsageRecordSchema object per line. The batch is "
+            "stored whole or not at all; a record already stored (same account and id) counts "
+            "as a duplicate."
+        ),
+        request=_USAGE_BODY,
+        parameters=[_IDEMPOTENCY_HEADER],
         responses={
-            201: OpenApiTypes.OBJECT,
-            200: OpenApiTypes.OBJECT,
+            201: OpenApiResponse(UsageIngestResultSerializer, description="Records stored."),
+            200: OpenApiResponse(
+                UsageIngestResultSerializer, description="Every record was a duplicate."
+            ),
             **_errors(400, 401, 403, 409, 413, 415, 422),
         },
     )
@@ -130,7 +279,7 @@ class UsageReportView(IdempotencyMixin, V1APIMixin, APIView):
 
     @extend_schema(
         parameters=_REPORT_PARAMETERS,
-        responses={200: OpenApiTypes.OBJECT, **_errors(400, 401, 404)},
+        responses={200: UsageReportSerializer, **_errors(400, 401, 404)},
     )
     def get(self, request) -> Response:
         params = request.query_params
@@ -148,13 +297,22 @@ class UsageReportView(IdempotencyMixin, V1APIMixin, APIView):
         return self._report(request, raw)
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, **_errors(400, 401, 404, 409, 413, 415, 422)},
+        request=UsageReportRequestSerializer,
+        parameters=[_IDEMPOTENCY_HEADER],
+        responses={200: UsageReportSerializer, **_errors(400, 401, 404, 409, 413, 415, 422)},
     )
     def post(self, request) -> Response:
         body = request.data
         if not isinstance(body, dict):
             raise ApiError("The body must be a JSON object.", code="validation_error")
+        nulls = sorted(name for name, value in body.items() if value is None)
+        if nulls:
+            # A null is not "not given": the schema refuses it, and so does the server.
+            raise ApiError(
+                "The request has invalid fields; see details.",
+                code="validation_error",
+                details={name: ["may not be null"] for name in nulls},
+            )
         filters = body.get("filters") or {}
         if not isinstance(filters, dict):
             raise ApiError(
@@ -223,7 +381,7 @@ class UsageReportView(IdempotencyMixin, V1APIMixin, APIView):
 
 
 def money_number(amount: Decimal) -> Decimal:
-    """Trailing zeros dropped, but at least two decimals: 0.500000 -> 0.50 (as in seed 000)."""
+    """Trailing zeros dropped, but at least two decimals: 0.500000 -> 0.50."""
     normalized = amount.normalize()
     if normalized.as_tuple().exponent > -2:  # type: ignore[operator]
         return amount.quantize(_CENTS)

@@ -4,12 +4,18 @@ Safe to run again: the data is created once; the admin password is reset and
 a fresh demo API key is printed on every run (older demo keys are revoked).
 It refuses to run when DEBUG is off (production) unless given --force: it would
 reset the `admin` login to a published password.
+
+It renders no PDF: the demo's issued invoices are rendered when first opened
+(`render_pdfs --missing` stores them all). Last month's invoices are background
+invoices left open or finalized, so `run_billing --month` for that month extends
+them with the month's usage instead of adding a second invoice per account.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import sys
 from decimal import Decimal
 from typing import cast
 
@@ -18,13 +24,16 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
+from tqdm import tqdm
 
 from accounts.models import Account, ApiKey, Seller
 from accounts.services import api_key_create, api_key_revoke
 from billing.lib.months import add_months
 from invoices import services as inv
 from invoices.exceptions import ChargeFailed
+from invoices.gateways import TestGateway
 from invoices.models import Invoice
+from invoices.tasks import pdf_rendering_deferred
 from usage import subscriptions as pricing
 from usage.models import UsageRecord
 
@@ -49,11 +58,29 @@ ACCOUNTS = [
     ("Tyrell KK", "keiri@tyrell.test", "Tokyo", "Japan", "JPY", "10.00", "tok_visa", 30),
     ("Wayne Ltd", "accounts@wayne.test", "London", "United Kingdom", "GBP", "20.00", "", 30),
     ("Stark Industries", "ar@stark.test", "New York", "US", "USD", None, "tok_visa", 30),
+    # A consumer in France: French VAT, no VAT id.
+    (
+        "Camille Martin",
+        "camille@martin.test",
+        "Lyon",
+        "France",
+        "EUR",
+        "20.00",
+        "tok_mastercard",
+        14,
+    ),
 ]
+# Buyers without a VAT id (consumers).
+CONSUMERS = {"Camille Martin"}
+# The card the TestGateway answers for each token: brand and last four digits.
+CARDS = TestGateway.CARDS
 # The VAT treatment reads ISO codes and VAT ids: a Spanish seller bills Spain
-# (domestic), Germany (a business with a VAT id: reverse charge) and the rest
-# of the world (outside the EU).
-COUNTRY_CODES = {"Spain": "ES", "US": "US", "Germany": "DE", "Japan": "JP", "United Kingdom": "GB"}
+# (domestic), Germany (a business with a VAT id: reverse charge), France (a
+# consumer: French VAT) and the rest of the world (outside the EU).
+COUNTRY_CODES = {
+    "Spain": "ES", "US": "US", "Germany": "DE", "Japan": "JP", "United Kingdom": "GB",
+    "France": "FR",
+}  # fmt: skip
 VAT_IDS = {"Acme Rockets": "ESA12345674", "Umbrella GmbH": "DE136695976"}
 PLAN_FEES = {"EUR": "49.00", "USD": "59.00", "GBP": "45.00", "JPY": "6500"}
 SERVICES = [("EC2", "0.0416"), ("RDS", "0.0680"), ("S3", "0.0050"), ("Lambda", "0.0009")]
@@ -84,7 +111,10 @@ class Command(BaseCommand):
         if Account.objects.filter(org_name=ACCOUNTS[0][0]).exists():
             self.stdout.write("Demo data already present; keeping it.")
         else:
-            self._seed(options["usage_per_account"])
+            # The demo's invoices render their PDFs when first opened (or with
+            # `render_pdfs --missing`): rendering about 90 of them here took minutes.
+            with pdf_rendering_deferred():
+                self._seed(options["usage_per_account"])
         self._print_credentials()
 
     @transaction.atomic
@@ -108,6 +138,8 @@ class Command(BaseCommand):
         accounts = []
         for org, email, city, country, currency, vat, token, terms in ACCOUNTS:
             vat_code = f"VAT-{org[:3].upper()}{rng.randint(1000, 9999)}" if vat else ""
+            if org in CONSUMERS:
+                vat_code = ""
             accounts.append(
                 Account.objects.create(
                     org_name=org,
@@ -120,9 +152,10 @@ class Command(BaseCommand):
                     currency=currency,
                     vat_rate=Decimal(vat) if vat else None,
                     vat_code=VAT_IDS.get(org, vat_code),
+                    is_business=org not in CONSUMERS,
                     card_token=token,
-                    card_brand="Visa" if token else "",
-                    card_last4="4242" if token else "",
+                    card_brand=CARDS[token].brand if token else "",
+                    card_last4=CARDS[token].last4 if token else "",
                     card_exp_month=12 if token else None,
                     card_exp_year=2030 if token else None,
                     payment_method="credit_card" if token else "bank_transfer",
@@ -131,11 +164,18 @@ class Command(BaseCommand):
                 )
             )
         counts: dict[str, int] = {}
-        for months_ago in range(11, -1, -1):
-            period = add_months(today, -months_ago)
-            for index, account in enumerate(accounts):
-                invoice = self._invoice_for(account, period, months_ago, index, rng)
-                counts[invoice.state] = counts.get(invoice.state, 0) + 1
+        months = range(11, -1, -1)
+        progress = tqdm(
+            total=len(months) * len(accounts), desc="demo invoices", unit="invoice",
+            file=sys.stderr, disable=None, leave=False,
+        )  # fmt: skip
+        with progress:
+            for months_ago in months:
+                period = add_months(today, -months_ago)
+                for index, account in enumerate(accounts):
+                    invoice = self._invoice_for(account, period, months_ago, index, rng)
+                    counts[invoice.state] = counts.get(invoice.state, 0) + 1
+                    progress.update()
         usage_count = self._usage(accounts, today, usage_per_account, rng)
         usage_count += self._pricing(accounts, today, rng)
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
@@ -146,7 +186,12 @@ class Command(BaseCommand):
 
     def _invoice_for(self, account, period, months_ago, index, rng) -> Invoice:
         created = _at(period, 9)
-        invoice = inv.invoice_create(account=account, period=period, actor=ACTOR, now=created)
+        # Background invoices, as the monthly billing run makes them: a run over
+        # these months extends them instead of adding a second invoice.
+        invoice = inv.invoice_create(
+            account=account, period=period, creation_type=Invoice.CreationType.BACKGROUND,
+            actor=ACTOR, now=created,
+        )  # fmt: skip
         fee = Decimal(PLAN_FEES[account.currency])
         inv.line_item_add(
             invoice=invoice, name="Pro plan", description=f"Monthly fee, {period:%B %Y}",
@@ -167,14 +212,17 @@ class Command(BaseCommand):
                 )
             return invoice
         issue_at = _at(add_months(period, 1) + dt.timedelta(days=2))
-        if months_ago == 1 and index % 2 == 0:
-            return inv.invoice_finalize(
-                invoice=invoice, actor=ACTOR, now=_at(add_months(period, 1))
-            )
+        if months_ago == 1:
+            # Last month waits for its billing run (`run_billing --month`), which
+            # adds the month's usage to these invoices: finalized or still open.
+            if index % 2 == 0:
+                return inv.invoice_finalize(
+                    invoice=invoice, actor=ACTOR, now=_at(add_months(period, 1))
+                )
             return invoice
         invoice = inv.invoice_issue(invoice=invoice, actor=ACTOR, now=issue_at)
         due_on = cast(dt.date, invoice.due_on)  # set by issuing
-        if months_ago == 1:
+        if due_on > timezone.now().date():
             return invoice  # pending, not yet due
         if index == 6:  # bank transfer customer
             if months_ago >= 3:
@@ -193,6 +241,7 @@ class Command(BaseCommand):
                     )  # fmt: skip
                 except ChargeFailed:
                     pass
+            invoice.refresh_from_db()
             return invoice
         if months_ago == 5 and index == 4:
             return inv.invoice_cancel(invoice=invoice, actor=ACTOR, reason="credited", now=issue_at)
@@ -325,7 +374,15 @@ class Command(BaseCommand):
         for old in ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked_at__isnull=True):
             api_key_revoke(api_key=old)
         _, raw = api_key_create(name=DEMO_KEY_NAME, scope=ApiKey.Scope.WRITE)
+        lines = [
+            "Admin:   http://127.0.0.1:8000/admin/  user: admin  password: admin",
+            f"API key: {raw}   (write scope, all accounts)",
+            "Try:     curl -u " + raw + ": http://127.0.0.1:8000/api/invoices.json",
+            "Docs:    http://127.0.0.1:8000/api/docs/   Dashboard: http://127.0.0.1:8000/staff/dashboard/",
+        ]
+        width = max(len(line) for line in lines)
         self.stdout.write("")
-        self.stdout.write("Admin:   http://127.0.0.1:8000/admin/  user: admin  password: admin")
-        self.stdout.write(f"API key: {raw}   (write scope, all accounts)")
-        self.stdout.write("Try:     curl -u " + raw + ": http://127.0.0.1:8000/api/invoices.json")
+        self.stdout.write("+" + "-" * (width + 2) + "+")
+        for line in lines:
+            self.stdout.write(f"| {line.ljust(width)} |")
+        self.stdout.write("+" + "-" * (width + 2) + "+")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal
+from typing import Any
 
 from usage.models import Metric, Plan, UsageRecord
 from usage.subscriptions import metric_create, plan_create
@@ -27,7 +28,7 @@ def api_calls() -> Metric:
 def scale_plan(code: str = "scale", **overrides) -> Plan:
     """The reference plan: 100.00 a month and graduated API calls (0-1,000 free, then 0.01, above 10,000 0.005)."""
     api_calls()
-    values = {
+    values: dict[str, Any] = {
         "code": code,
         "name": "Scale",
         "currency": "USD",
