@@ -347,3 +347,52 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status})"
+
+
+class AccountCreditEntry(models.Model):
+    """One movement of an account's credit balance in one currency (append-only).
+
+    A positive amount adds to the balance (a credit note's amount the customer
+    keeps, an overpayment); a negative one takes from it (credit applied to an
+    invoice at issue). The balance is the sum of the entries.
+    """
+
+    class Kind(models.TextChoices):
+        CREDIT_NOTE = "credit_note", "Credit note"
+        OVERPAYMENT = "overpayment", "Overpayment"
+        APPLIED = "applied", "Applied to an invoice"
+        RELEASED = "released", "Given back by a cancelled invoice"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="credit_entries")
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    amount = models.DecimalField(max_digits=18, decimal_places=4)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # What caused it: ids in the invoices app (no foreign key: accounts does not
+    # depend on invoices).
+    invoice_id = models.BigIntegerField(null=True, blank=True)
+    credit_note_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="account_credit_entry_kind_valid",
+                condition=Q(kind__in=["credit_note", "overpayment", "applied", "released"]),
+            ),
+            models.CheckConstraint(
+                name="account_credit_entry_sign",
+                condition=(Q(kind="applied") & Q(amount__lt=0))
+                | (~Q(kind="applied") & Q(amount__gt=0)),
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "currency"], name="account_credit_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Credit entries are append-only.")
+        super().save(*args, **kwargs)

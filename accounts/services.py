@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Account, ApiKey, IdempotencyKey
+from accounts.models import Account, AccountCreditEntry, ApiKey, IdempotencyKey
+from accounts.selectors import account_credit_balance
 
 KEY_PREFIX_BYTES = 4  # 8 hex characters, public, used for lookup
 KEY_SECRET_BYTES = 32
@@ -178,3 +180,61 @@ def idempotency_keys_prune(*, now: dt.datetime | None = None, dry_run: bool = Fa
         return expired.count()
     deleted, _ = expired.delete()
     return deleted
+
+
+def account_credit_add(
+    *,
+    account: Account,
+    amount: Decimal,
+    currency: str,
+    kind: str,
+    invoice_id: int | None = None,
+    credit_note_id: int | None = None,
+    actor: str = "",
+    now: dt.datetime | None = None,
+) -> AccountCreditEntry:
+    """Add `amount` (> 0) to the account's credit balance in `currency`.
+
+    Callers hold the account's row lock (the first lock of the documented order)
+    in their transaction, so balance reads and writes of one account queue.
+    """
+    if amount <= 0:
+        raise ValueError("a credit must be positive")
+    return AccountCreditEntry.objects.create(
+        account=account,
+        amount=amount,
+        currency=currency,
+        kind=kind,
+        invoice_id=invoice_id,
+        credit_note_id=credit_note_id,
+        actor=actor,
+        created_at=now or timezone.now(),
+    )
+
+
+def account_credit_consume(
+    *,
+    account: Account,
+    currency: str,
+    up_to: Decimal,
+    invoice_id: int,
+    actor: str = "",
+    now: dt.datetime | None = None,
+) -> Decimal:
+    """Take up to `up_to` from the account's balance in `currency` for an invoice;
+    returns what was taken (0 when there is no balance). The caller holds the
+    account's row lock."""
+    balance = account_credit_balance(account, currency)
+    taken = min(balance, up_to)
+    if taken <= 0:
+        return Decimal("0")
+    AccountCreditEntry.objects.create(
+        account=account,
+        amount=-taken,
+        currency=currency,
+        kind=AccountCreditEntry.Kind.APPLIED,
+        invoice_id=invoice_id,
+        actor=actor,
+        created_at=now or timezone.now(),
+    )
+    return taken

@@ -259,6 +259,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The 3scale API's id segment (any text up to a dot, so `abc` gets 3scale's 404 body).
     "PATH_CONVERTER_OVERRIDES": {"threescale_id": int},
+    # Two choice sets are named `method`: a payment's, and a recorded payment's.
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentMethodEnum": "invoices.models.PaymentTransaction.Method",
+        "RecordedPaymentMethodEnum": "invoices.services.RECORDED_PAYMENT_METHODS",
+    },
 }
 
 # --- Billing domain -------------------------------------------------------------

@@ -37,3 +37,7 @@ class AccountNotBillable(InvoiceError):
 
 class InvoiceValidationError(InvoiceError):
     """A value given to a service is invalid; `field` says which."""
+
+
+class RefundFailed(InvoiceError):
+    """The payment gateway refused a refund; nothing was written."""

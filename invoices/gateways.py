@@ -67,6 +67,12 @@ class PaymentGateway(Protocol):
         self, *, account: Account, amount: Decimal, currency: str, description: str
     ) -> GatewayResult: ...
 
+    def refund(
+        self, *, account: Account, amount: Decimal, currency: str, reference: str, description: str
+    ) -> GatewayResult:
+        """Give back `amount` of the purchase `reference` (a card payment)."""
+        ...
+
 
 @dataclass(frozen=True)
 class _TestCard:
@@ -119,6 +125,35 @@ class TestGateway:
             card_exp_year=account.card_exp_year or 2030,
             response={
                 "code": card.code,
+                "amount": str(amount),
+                "currency": currency,
+                "description": description,
+            },
+        )
+
+    # A purchase reference the test gateway refuses to refund (a charge too old, say).
+    UNREFUNDABLE_SUFFIX = "_norefund"
+
+    def refund(
+        self, *, account: Account, amount: Decimal, currency: str, reference: str, description: str
+    ) -> GatewayResult:
+        refund_reference = f"re_test_{secrets.token_hex(8)}"
+        if not reference or reference.endswith(self.UNREFUNDABLE_SUFFIX):
+            return GatewayResult(
+                success=False,
+                reference=refund_reference,
+                message="The charge cannot be refunded.",
+                test=True,
+                response={"code": "charge_not_refundable", "charge": reference},
+            )
+        return GatewayResult(
+            success=True,
+            reference=refund_reference,
+            message="Refund approved",
+            test=True,
+            response={
+                "code": "refunded",
+                "charge": reference,
                 "amount": str(amount),
                 "currency": currency,
                 "description": description,

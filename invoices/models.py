@@ -131,6 +131,13 @@ class Invoice(models.Model):
     cost_without_vat = amount_field(default=Decimal("0"))
     vat_amount = amount_field(default=Decimal("0"))
     cost = amount_field(default=Decimal("0"))
+    # What has been settled, always within the total (amount_due() never negative):
+    # money received and kept on the invoice (payments less refunds and less what
+    # went on to the account's credit balance), credit notes, and credit balance
+    # consumed at issue.
+    amount_paid = amount_field(default=Decimal("0"))
+    amount_credited = amount_field(default=Decimal("0"))
+    credit_applied = amount_field(default=Decimal("0"))
     issued_on = models.DateField(null=True, blank=True)
     due_on = models.DateField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -194,6 +201,18 @@ class Invoice(models.Model):
                 name="invoice_totals_identity",
                 condition=Q(cost__gte=F("cost_without_vat") + F("vat_amount") - _TOTALS_TOLERANCE)
                 & Q(cost__lte=F("cost_without_vat") + F("vat_amount") + _TOTALS_TOLERANCE),
+            ),
+            models.CheckConstraint(
+                name="invoice_settled_within_total",
+                condition=Q(amount_paid__gte=0)
+                & Q(amount_credited__gte=0)
+                & Q(credit_applied__gte=0)
+                & Q(
+                    cost__gte=F("amount_paid")
+                    + F("amount_credited")
+                    + F("credit_applied")
+                    - _TOTALS_TOLERANCE
+                ),
             ),
             models.CheckConstraint(
                 name="invoice_numbered_after_open",
@@ -268,6 +287,13 @@ class Invoice(models.Model):
         if self.is_issued and self.seller_details:
             return self.seller_details
         return seller_details(live or Seller.load())
+
+    def amount_due(self) -> Decimal:
+        """What the buyer still owes: total - paid - credited - credit applied (0 for a
+        draft or a cancelled invoice, which nobody owes)."""
+        if not self.is_issued or self.state == self.State.CANCELLED:
+            return Decimal("0")
+        return self.cost - self.amount_paid - self.amount_credited - self.credit_applied
 
     def successful_purchase(self) -> PaymentTransaction | None:
         """The payment that settled it, if any (at most one, by constraint). Uses the
@@ -350,10 +376,14 @@ class PaymentTransaction(models.Model):
     class Action(models.TextChoices):
         PURCHASE = "purchase", "Purchase"
         REFUND = "refund", "Refund"
+        # A payment received outside the gateway and recorded by hand (partial
+        # payments: several per invoice, unlike a card purchase).
+        PAYMENT = "payment", "Payment"
 
     class Method(models.TextChoices):
         CREDIT_CARD = "credit_card", "Credit card"
         BANK_TRANSFER = "bank_transfer", "Bank transfer"
+        CHEQUE = "cheque", "Cheque"
         OTHER = "other", "Other"
 
     invoice = models.ForeignKey(
@@ -369,6 +399,11 @@ class PaymentTransaction(models.Model):
     reference = models.CharField(max_length=255, blank=True)
     message = models.CharField(max_length=1024, blank=True)
     method = models.CharField(max_length=32, choices=Method.choices, default=Method.CREDIT_CARD)
+    # The day the money was received, as the payer says (recorded payments).
+    paid_on = models.DateField(null=True, blank=True)
+    # What of `amount` settled the invoice (a recorded payment's excess goes to the
+    # account's credit balance); null for card purchases and refunds.
+    applied_amount = amount_field(null=True, blank=True)
     card_brand = models.CharField(max_length=32, blank=True)
     card_last4 = models.CharField(max_length=4, blank=True)
     card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -407,6 +442,8 @@ class InvoiceEvent(models.Model):
         LINE_ADDED = "line_added", "Line added"
         LINE_REMOVED = "line_removed", "Line removed"
         CHARGE_FAILED = "charge_failed", "Charge failed"
+        PAYMENT_RECORDED = "payment_recorded", "Payment recorded"
+        CREDIT_NOTE = "credit_note", "Credit note"
         PDF_RENDERED = "pdf_rendered", "PDF rendered"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
@@ -444,6 +481,97 @@ class InvoiceCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series}: {self.last_number}"
+
+
+class CreditNote(models.Model):
+    """A correction of an issued invoice: credits part or all of it, never more.
+
+    Numbered in its own gap-free series (CN-YYYY-NNNNNNNN); parties, currency
+    and VAT rate are the invoice's, frozen. What it does with the money is
+    split over three amounts that add up to its total: the part that reduced
+    what was still due, the part refunded through the gateway, and the part
+    added to the account's credit balance.
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="credit_notes")
+    number = models.CharField(max_length=20, unique=True)
+    issued_on = models.DateField()
+    reason = models.TextField()
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    cost_without_vat = amount_field()
+    vat_amount = amount_field()
+    cost = amount_field()
+    # The invoice's tax treatment, frozen with it at issue, copied as it is.
+    tax_treatment = models.CharField(max_length=20, choices=tax.Kind.choices, blank=True)
+    tax_category = models.CharField(
+        "VAT category", max_length=2, choices=tax.Category.choices, blank=True
+    )
+    tax_mention = models.CharField(max_length=255, blank=True)
+    tax_exemption_reason = models.CharField(max_length=255, blank=True)
+    amount_due_reduced = amount_field(default=Decimal("0"))
+    amount_refunded = amount_field(default=Decimal("0"))
+    amount_to_balance = amount_field(default=Decimal("0"))
+    buyer_details = models.JSONField(default=dict, blank=True)
+    seller_details = models.JSONField(default=dict, blank=True)
+    pdf = models.FileField(upload_to="credit_notes/%Y/%m/", blank=True)
+    actor = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(name="credit_note_positive", condition=Q(cost__gt=0)),
+            models.CheckConstraint(
+                name="credit_note_totals_identity",
+                condition=Q(cost__gte=F("cost_without_vat") + F("vat_amount") - _TOTALS_TOLERANCE)
+                & Q(cost__lte=F("cost_without_vat") + F("vat_amount") + _TOTALS_TOLERANCE),
+            ),
+            models.CheckConstraint(
+                name="credit_note_settlement_identity",
+                condition=Q(
+                    cost__gte=F("amount_due_reduced")
+                    + F("amount_refunded")
+                    + F("amount_to_balance")
+                    - _TOTALS_TOLERANCE
+                )
+                & Q(
+                    cost__lte=F("amount_due_reduced")
+                    + F("amount_refunded")
+                    + F("amount_to_balance")
+                    + _TOTALS_TOLERANCE
+                ),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "-created_at", "-id"], name="credit_note_account_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteLine(models.Model):
+    """A credited line: `quantity` of one invoice line at its unit price, or (for a
+    credit by amount) one line of that amount with no invoice line."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    line_item = models.ForeignKey(
+        LineItem, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_lines"
+    )
+    name = models.CharField(max_length=255)
+    quantity = models.DecimalField(
+        max_digits=18, decimal_places=QUANTITY_DECIMAL_PLACES, default=Decimal("1")
+    )
+    unit_price = models.DecimalField(max_digits=28, decimal_places=UNIT_PRICE_DECIMAL_PLACES)
+    cost = amount_field()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 # The delivery models (outbox, webhook endpoints, hosted links) belong to this app.

@@ -29,7 +29,7 @@ from accounts.models import Seller
 from billing.lib.money import minor_units, quantize
 from billing.lib.pdf import html_to_pdf
 from invoices import tax
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 
 # How long a live rendering (draft, cancelled, or issued without its file) is reused.
 LIVE_PDF_CACHE_SECONDS = 300
@@ -141,8 +141,21 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         )
         for index, line in enumerate(invoice.line_items.all(), start=1)
     ]
+    settlement = None
+    if invoice.is_issued and invoice.state != Invoice.State.CANCELLED:
+        settlement = {
+            "paid": format_amount(invoice.amount_paid, currency),
+            "credited": format_amount(invoice.amount_credited, currency)
+            if invoice.amount_credited
+            else "",
+            "credit_applied": format_amount(invoice.credit_applied, currency)
+            if invoice.credit_applied
+            else "",
+            "due": format_amount(invoice.amount_due(), currency),
+        }
     return {
         "invoice": invoice,
+        "settlement": settlement,
         "lines": lines,
         "seller": seller_block,
         "buyer": buyer_block,
@@ -157,6 +170,58 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         "tax": tax_pdf_context(invoice),
         "tax_preview": tax_preview(invoice, seller),
     }
+
+
+def _logo_uri(seller: Seller) -> str:
+    if not seller.logo:
+        return ""
+    try:
+        return Path(seller.logo.path).resolve().as_uri()
+    except (ValueError, NotImplementedError):
+        return ""
+
+
+def credit_note_pdf_context(note: CreditNote) -> dict:
+    """A credit note's document: the invoice's frozen parties, its own lines and totals."""
+    seller = Seller.load()
+    currency = note.currency
+    lines = [
+        PdfLine(
+            position=index,
+            name=line.name,
+            description="",
+            quantity=format_quantity(line.quantity),
+            unit_price=format_unit_price(line.unit_price, currency),
+            cost=format_amount(line.cost, currency),
+        )
+        for index, line in enumerate(note.lines.all(), start=1)
+    ]
+
+    def amount(value: Decimal) -> str:
+        return format_amount(value, currency) if value else ""
+
+    return {
+        "note": note,
+        "invoice": note.invoice,
+        "lines": lines,
+        "seller": note.seller_details or note.invoice.seller(seller),
+        "buyer": note.buyer_details or note.invoice.buyer(),
+        "logo_uri": _logo_uri(seller),
+        "footer": seller.invoice_footer,
+        "subtotal": format_amount(note.cost_without_vat, currency),
+        "vat": format_amount(note.vat_amount, currency),
+        "total": format_amount(note.cost, currency),
+        "vat_rate": note.vat_rate.normalize() if note.vat_rate else None,
+        "due_reduced": amount(note.amount_due_reduced),
+        "refunded": amount(note.amount_refunded),
+        "to_balance": amount(note.amount_to_balance),
+    }
+
+
+def credit_note_pdf_bytes(note: CreditNote) -> bytes:
+    return html_to_pdf(
+        render_to_string("invoices/credit_note_pdf.html", credit_note_pdf_context(note))
+    )
 
 
 def invoice_pdf_html(invoice: Invoice) -> str:

@@ -11,7 +11,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Account, ApiKey
 from billing.lib.money import line_cost
-from invoices.models import Invoice, LineItem, PaymentTransaction
+from invoices.models import CreditNote, Invoice, LineItem, PaymentTransaction
 
 if TYPE_CHECKING:
     from invoices.services import LineSpec
@@ -40,6 +40,15 @@ def invoice_list_with_details(api_key: ApiKey | None) -> QuerySet[Invoice]:
             Prefetch("payment_transactions", queryset=purchases, to_attr="successful_purchases"),
         )
     )
+
+
+def credit_note_list_with_details(api_key: ApiKey | None) -> QuerySet[CreditNote]:
+    """Credit notes an API key may see (all, or its account's), newest first, with
+    their invoice and lines loaded up front."""
+    qs = CreditNote.objects.all()
+    if api_key is not None and api_key.account_id is not None:
+        qs = qs.filter(account_id=api_key.account_id)
+    return qs.select_related("invoice").prefetch_related("lines").order_by("-created_at", "-id")
 
 
 def invoice_list_due_for_charge(now: dt.datetime) -> QuerySet[Invoice]:

@@ -26,7 +26,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.models import Account, Seller
+from accounts.models import Account, AccountCreditEntry, Seller
+from accounts.services import account_credit_add, account_credit_consume
 from billing.lib.bulk import insert_rows, update_rows
 from billing.lib.money import (
     MAX_AMOUNT,
@@ -48,9 +49,12 @@ from invoices.exceptions import (
     InvoiceLocked,
     InvoiceNotChargeable,
     InvoiceValidationError,
+    RefundFailed,
 )
 from invoices.gateways import PaymentGateway, get_gateway
 from invoices.models import (
+    CreditNote,
+    CreditNoteLine,
     Invoice,
     InvoiceCounter,
     InvoiceEvent,
@@ -59,7 +63,7 @@ from invoices.models import (
     buyer_details,
     seller_details,
 )
-from invoices.signals import invoice_issued
+from invoices.signals import credit_note_issued, invoice_issued
 
 State = Invoice.State
 # ASCII digits only: `\d` would accept "２０２６" and other scripts' digits.
@@ -741,14 +745,47 @@ def _enter_pending(
     _assign_number(invoice, now)
     if invoice.finalized_at is None:
         invoice.finalized_at = now
+    # The account's credit balance pays what it can (the caller holds the
+    # account's row lock: invoice_issue and invoice_transition take it).
+    if invoice.cost > 0:
+        invoice.credit_applied = account_credit_consume(
+            account=account,
+            currency=invoice.currency,
+            up_to=invoice.cost,
+            invoice_id=invoice.pk,
+            actor="system:issue",
+            now=now,
+        )
     invoice_issued.send(sender=Invoice, invoice_id=invoice.pk)
 
 
 def _enter_paid(invoice: Invoice, now: dt.datetime) -> None:
+    # Paid means nothing is due: a move to `paid` with no payment recorded (the
+    # 3scale state change, say) declares the rest received.
+    due = invoice.amount_due()
+    if due > 0:
+        invoice.amount_paid += due
     invoice.paid_at = now
 
 
 def _enter_cancelled(invoice: Invoice, now: dt.datetime) -> None:
+    if invoice.amount_paid > 0 or invoice.amount_credited > 0:
+        # Money was received or credited against it: the books keep it; a
+        # credit note corrects it instead.
+        raise InvalidInvoiceTransition(
+            "Cannot cancel an invoice with payments or credit notes; credit it instead"
+        )
+    if invoice.credit_applied > 0:
+        # The credit balance it consumed goes back to the account.
+        account_credit_add(
+            account=invoice.account,
+            amount=invoice.credit_applied,
+            currency=invoice.currency,
+            kind=AccountCreditEntry.Kind.RELEASED,
+            invoice_id=invoice.pk,
+            actor="system:cancel",
+            now=now,
+        )
     invoice.cancelled_at = now
 
 
@@ -799,7 +836,8 @@ def invoice_transition(
 ) -> Invoice:
     """Move an invoice to `to_state` if the map allows it; raises InvalidInvoiceTransition."""
     now = now or timezone.now()
-    locked = _lock_invoice(invoice)
+    # Issuing and cancelling may move the account's credit balance: account first.
+    locked = _lock_invoice(invoice, account_too=to_state in (State.PENDING, State.CANCELLED))
     return _transition_locked(locked, to_state, actor=actor, reason=reason, now=now)
 
 
@@ -847,7 +885,7 @@ def invoice_issue(
     The event is stamped `now`, whatever the issue date says.
     """
     now = now or timezone.now()
-    locked = _lock_invoice(invoice)
+    locked = _lock_invoice(invoice, account_too=True)
     return _issue_locked(locked, actor=actor, now=now, issued_on=issued_on, due_on=due_on)
 
 
@@ -866,18 +904,39 @@ def invoice_mark_paid(
     actor: str,
     method: str = PaymentTransaction.Method.BANK_TRANSFER,
     reference: str = "",
+    amount: Decimal | None = None,
+    paid_on: dt.date | None = None,
     now: dt.datetime | None = None,
 ) -> Invoice:
-    """Record a payment received outside the gateway (e.g. a bank transfer) and mark paid."""
+    """Record a payment received outside the gateway (e.g. a bank transfer) and mark paid.
+
+    Without `amount`, the payment is what is due and the invoice becomes paid;
+    with one, it is `invoice_payment_record` (a part leaves the rest due).
+    """
     now = now or timezone.now()
+    if amount is not None:
+        invoice_payment_record(
+            invoice=invoice,
+            amount=amount,
+            paid_on=paid_on or now.date(),
+            method=method,
+            reference=reference,
+            actor=actor,
+            now=now,
+        )
+        return Invoice.objects.select_related("account").get(pk=invoice.pk)
     invoice = _lock_invoice(invoice)
     if not invoice.can_transition_to(State.PAID):
         raise InvalidInvoiceTransition(f"Cannot transition to {State.PAID}")
-    if invoice.cost > 0:
+    due = invoice.amount_due()
+    if due > 0:
+        invoice.amount_paid += due
         PaymentTransaction.objects.create(
             invoice=invoice,
             account=invoice.account,
-            amount=invoice.cost,
+            amount=due,
+            applied_amount=due,
+            paid_on=paid_on or now.date(),
             currency=invoice.currency,
             action=PaymentTransaction.Action.PURCHASE,
             success=True,
@@ -917,21 +976,22 @@ def invoice_charge(
         if locked.account.is_deleted:
             # The customer is gone: no card of theirs is charged any more.
             raise AccountNotBillable("Cannot charge an invoice of a deleted account.")
-        if locked.cost <= 0:
+        due = locked.amount_due()
+        if due <= 0:
             return _transition_locked(
                 locked, State.PAID, actor=actor, reason="nothing to charge", now=now
             )
         account = locked.account
         result = gateway.purchase(
             account=account,
-            amount=locked.cost,
+            amount=due,
             currency=locked.currency,
             description=f"Invoice {locked.friendly_id}",
         )
         PaymentTransaction.objects.create(
             invoice=locked,
             account=account,
-            amount=locked.cost,
+            amount=due,
             currency=locked.currency,
             action=PaymentTransaction.Action.PURCHASE,
             success=result.success,
@@ -950,6 +1010,7 @@ def invoice_charge(
             locked.charge_attempts += 1
             locked.last_charge_attempt_at = now
         if result.success:
+            locked.amount_paid += due
             return _transition_locked(
                 locked,
                 State.PAID,
@@ -982,6 +1043,391 @@ def invoice_charge(
             _record_event(locked, InvoiceEvent.Kind.CHARGE_FAILED, actor=actor, data=data, now=now)
         outbox.invoice_event_record(locked, "invoice.payment_failed", now=now)
     raise ChargeFailed("Failed to charge the credit card.")
+
+
+# --- payments and credit notes ----------------------------------------------------
+
+# Methods of a payment recorded by hand (a card is charged through the gateway).
+RECORDED_PAYMENT_METHODS = (
+    PaymentTransaction.Method.BANK_TRANSFER,
+    PaymentTransaction.Method.CHEQUE,
+    PaymentTransaction.Method.OTHER,
+)
+CREDIT_NOTE_PREFIX = "CN"
+EARLIEST_PAYMENT_DATE = dt.date(2000, 1, 1)
+
+
+def _validate_money(amount: Decimal, currency: str, *, field: str) -> None:
+    """A positive amount the currency can hold (its minor unit) and an invoice could."""
+    if amount <= 0:
+        raise InvoiceValidationError("must be greater than 0", field=field)
+    if amount > MAX_AMOUNT:
+        raise InvoiceValidationError(f"must be at most {MAX_AMOUNT}", field=field)
+    if amount != quantize(amount, currency):
+        raise InvoiceValidationError(
+            f"must have at most {minor_units(currency)} decimal places in {currency}",
+            field=field,
+        )
+
+
+def _money_data(**amounts: Decimal) -> dict[str, str]:
+    return {name: str(value) for name, value in amounts.items()}
+
+
+@transaction.atomic
+def invoice_payment_record(
+    *,
+    invoice: Invoice,
+    amount: Decimal,
+    paid_on: dt.date,
+    method: str = PaymentTransaction.Method.BANK_TRANSFER,
+    reference: str = "",
+    actor: str,
+    now: dt.datetime | None = None,
+) -> PaymentTransaction:
+    """Record a payment received outside the gateway: whole, partial or too much.
+
+    What is due goes down by the amount; the invoice becomes `paid` (one
+    transition event) when nothing is due any more, else gets one
+    `payment_recorded` event. An amount above what is due settles the invoice
+    and the excess goes to the account's credit balance (account, then
+    invoice: the locks' order).
+    """
+    now = now or timezone.now()
+    if method not in RECORDED_PAYMENT_METHODS:
+        raise InvoiceValidationError(
+            f"must be one of {', '.join(RECORDED_PAYMENT_METHODS)}", field="method"
+        )
+    if (paid_on - now.date()).days > MAX_ISSUE_DAYS_AHEAD:
+        raise InvoiceValidationError("must not be in the future", field="paid_on")
+    if paid_on < EARLIEST_PAYMENT_DATE:
+        raise InvoiceValidationError("must not be before 2000-01-01", field="paid_on")
+    if len(reference) > 255:
+        raise InvoiceValidationError("is too long (maximum is 255 characters)", field="reference")
+    locked = _lock_invoice(invoice, account_too=True)
+    if locked.state not in Invoice.OUTSTANDING_STATES:
+        raise InvalidInvoiceTransition(
+            f"Invoice {locked.pk} is {locked.state}: only pending, unpaid or failed invoices "
+            "take payments"
+        )
+    _validate_money(amount, locked.currency, field="amount")
+    due = locked.amount_due()
+    applied = min(amount, max(due, ZERO))
+    excess = amount - applied
+    payment = PaymentTransaction.objects.create(
+        invoice=locked,
+        account=locked.account,
+        amount=amount,
+        applied_amount=applied,
+        currency=locked.currency,
+        action=PaymentTransaction.Action.PAYMENT,
+        success=True,
+        reference=reference,
+        message="Payment recorded manually",
+        method=method,
+        paid_on=paid_on,
+        created_at=now,
+    )
+    locked.amount_paid += applied
+    if excess > 0:
+        account_credit_add(
+            account=locked.account,
+            amount=excess,
+            currency=locked.currency,
+            kind=AccountCreditEntry.Kind.OVERPAYMENT,
+            invoice_id=locked.pk,
+            actor=actor,
+            now=now,
+        )
+    data = {
+        "payment_id": payment.pk,
+        "paid_on": paid_on.isoformat(),
+        "method": method,
+        **_money_data(amount=amount, applied=applied, to_credit_balance=excess),
+    }
+    if locked.amount_due() <= 0:
+        _transition_locked(
+            locked, State.PAID, actor=actor, reason=f"payment recorded ({method})", now=now,
+            data=data,
+        )  # fmt: skip
+    else:
+        locked.save()
+        _record_event(locked, InvoiceEvent.Kind.PAYMENT_RECORDED, actor=actor, data=data, now=now)
+    return payment
+
+
+@dataclass(frozen=True)
+class CreditLine:
+    """Credit `quantity` of the invoice line `line_item_id` at its unit price."""
+
+    line_item_id: int
+    quantity: Decimal
+
+
+def _credit_lines_by_amount(amount: Decimal, currency: str) -> list[CreditNoteLine]:
+    _validate_money(amount, currency, field="amount")
+    return [CreditNoteLine(name="Credit", quantity=Decimal(1), unit_price=amount, cost=amount)]
+
+
+def _credit_lines_by_line(invoice: Invoice, lines: Sequence[CreditLine]) -> list[CreditNoteLine]:
+    """One credit line per requested line; a line is never credited beyond its
+    quantity or its cost over all of the invoice's credit notes."""
+    if not lines:
+        raise InvoiceValidationError("give at least one line", field="lines")
+    if len(lines) > MAX_LINE_ITEMS:
+        raise InvoiceValidationError(f"at most {MAX_LINE_ITEMS} lines", field="lines")
+    items = {item.pk: item for item in invoice.line_items.all()}
+    credited: dict[int, tuple[Decimal, Decimal]] = {}
+    for row in (
+        CreditNoteLine.objects.filter(credit_note__invoice=invoice, line_item__isnull=False)
+        .values("line_item_id")
+        .annotate(quantity=Sum("quantity"), cost=Sum("cost"))
+    ):
+        credited[row["line_item_id"]] = (
+            Decimal(str(row["quantity"])),
+            Decimal(str(row["cost"])),
+        )
+    result: list[CreditNoteLine] = []
+    seen: set[int] = set()
+    for index, line in enumerate(lines):
+        item = items.get(line.line_item_id)
+        if item is None:
+            raise InvoiceValidationError(
+                "is not a line of this invoice", field=f"lines[{index}].line_item_id"
+            )
+        if item.pk in seen:
+            raise InvoiceValidationError("is given twice", field=f"lines[{index}].line_item_id")
+        seen.add(item.pk)
+        quantity = line.quantity
+        field_name = f"lines[{index}].quantity"
+        if quantity <= 0:
+            raise InvoiceValidationError("must be greater than 0", field=field_name)
+        if quantity != quantity.quantize(Decimal(1).scaleb(-QUANTITY_DECIMAL_PLACES)):
+            raise InvoiceValidationError(
+                f"must have at most {QUANTITY_DECIMAL_PLACES} decimal places", field=field_name
+            )
+        done_quantity, done_cost = credited.get(item.pk, (ZERO, ZERO))
+        left_quantity, left_cost = item.quantity - done_quantity, item.cost - done_cost
+        if quantity > left_quantity:
+            raise InvoiceValidationError(
+                f"must be at most {left_quantity.normalize():f} (what is left of the line)",
+                field=field_name,
+            )
+        # The rest of a line is credited at exactly what is left of its cost.
+        cost = (
+            left_cost
+            if quantity == left_quantity
+            else min(line_cost(quantity, item.unit_price, invoice.currency), left_cost)
+        )
+        if cost <= 0:
+            raise InvoiceValidationError("credits nothing", field=field_name)
+        result.append(
+            CreditNoteLine(
+                line_item=item,
+                name=item.name,
+                quantity=quantity,
+                unit_price=item.unit_price,
+                cost=cost,
+            )
+        )
+    return result
+
+
+def _card_purchase_left(invoice: Invoice) -> tuple[PaymentTransaction | None, Decimal]:
+    """The invoice's card purchase and how much of it is not refunded yet."""
+    purchase = (
+        PaymentTransaction.objects.filter(
+            invoice=invoice, method=PaymentTransaction.Method.CREDIT_CARD
+        )
+        .successful_purchases()
+        .first()
+    )
+    if purchase is None:
+        return None, ZERO
+    refunded = PaymentTransaction.objects.filter(
+        invoice=invoice, action=PaymentTransaction.Action.REFUND, success=True
+    ).aggregate(total=Sum("amount"))["total"]
+    return purchase, purchase.amount - Decimal(str(refunded or 0))
+
+
+@transaction.atomic
+def credit_note_create(
+    *,
+    invoice: Invoice,
+    reason: str,
+    amount: Decimal | None = None,
+    lines: Sequence[CreditLine] | None = None,
+    refund: bool = False,
+    actor: str,
+    gateway: PaymentGateway | None = None,
+    now: dt.datetime | None = None,
+) -> CreditNote:
+    """Credit an issued invoice by a net `amount` or by `lines`; never beyond its total.
+
+    VAT is the invoice's rate with the invoice's rounding (the note's total is
+    net + VAT); the note that credits the last of the invoice's net amount takes
+    exactly the VAT left, so notes crediting a whole invoice add up to it.
+    Checked under the invoice's row lock, so parallel notes queue and the ones
+    that would exceed the total are refused.
+
+    The money: first what is still due goes down; the rest comes out of what
+    was paid and is refunded through the gateway (`refund`, against the card
+    purchase) or added to the account's credit balance (as is any part that
+    came out of credit applied at issue). An outstanding invoice with nothing
+    left due becomes `paid`.
+    """
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvoiceValidationError("can't be blank", field="reason")
+    if (amount is None) == (lines is None):
+        raise InvoiceValidationError("give either amount or lines", field="amount")
+    locked = _lock_invoice(invoice, account_too=True)
+    if locked.state not in Invoice.ISSUED_STATES:
+        raise InvoiceLocked(
+            f"Invoice {locked.pk} is {locked.state}: only issued invoices (pending, unpaid, "
+            "paid, failed) can be credited",
+            field="state",
+        )
+    currency = locked.currency
+    if amount is not None:
+        credit_lines = _credit_lines_by_amount(amount, currency)
+    else:
+        credit_lines = _credit_lines_by_line(locked, lines or ())
+    net = sum((line.cost for line in credit_lines), ZERO)
+    before = CreditNote.objects.filter(invoice=locked).aggregate(net=Sum("cost_without_vat"))
+    net_left = locked.cost_without_vat - Decimal(str(before["net"] or 0))
+    total_left = locked.cost - locked.amount_credited
+    field_name = "amount" if amount is not None else "lines"
+    if net > net_left:
+        raise InvoiceValidationError(
+            f"must be at most {quantize(net_left, currency)} (what is left to credit of the "
+            "invoice, without VAT)",
+            field=field_name,
+        )
+    vat = total_left - net if net == net_left else vat_amount(net, locked.vat_rate, currency)
+    total = net + vat
+    if total > total_left or vat < 0:
+        raise InvoiceValidationError(
+            f"the credit's total {total} would exceed what is left to credit of the invoice "
+            f"({quantize(total_left, currency)})",
+            field=field_name,
+        )
+
+    # Where the money goes.
+    due = max(locked.amount_due(), ZERO)
+    reduced = min(total, due)
+    excess = total - reduced
+    from_paid = min(excess, locked.amount_paid)
+    from_applied = excess - from_paid
+    refunded = ZERO
+    refund_payment: dict | None = None
+    if refund:
+        if from_paid <= 0:
+            raise InvoiceValidationError(
+                "nothing paid is credited: the credit only reduces what is due", field="refund"
+            )
+        purchase, refundable = _card_purchase_left(locked)
+        if purchase is None or refundable < from_paid:
+            raise InvoiceValidationError(
+                "the invoice was not paid by card through the gateway (or not that much of "
+                "it): omit refund to add the credit to the customer's balance",
+                field="refund",
+            )
+        gateway = gateway or get_gateway()
+        result = gateway.refund(
+            account=locked.account,
+            amount=from_paid,
+            currency=currency,
+            reference=purchase.reference,
+            description=f"Credit on invoice {locked.friendly_id}",
+        )
+        if not result.success:
+            raise RefundFailed(f"The gateway refused the refund: {result.message}")
+        refunded = from_paid
+        refund_payment = {
+            "reference": result.reference,
+            "message": result.message[:1024],
+            "test": result.test,
+            "gateway_response": result.response,
+            "card_brand": purchase.card_brand,
+            "card_last4": purchase.card_last4,
+        }
+    to_balance = excess - refunded
+
+    # Numbered last: the counter is the last lock taken, held the shortest.
+    series = f"{CREDIT_NOTE_PREFIX}-{now.year:04d}"
+    note = CreditNote.objects.create(
+        invoice=locked,
+        account=locked.account,
+        number=f"{series}-{_next_number(series, now):08d}",
+        issued_on=now.date(),
+        reason=reason,
+        currency=currency,
+        vat_rate=locked.vat_rate,
+        tax_treatment=locked.tax_treatment,
+        tax_category=locked.tax_category,
+        tax_mention=locked.tax_mention,
+        tax_exemption_reason=locked.tax_exemption_reason,
+        cost_without_vat=net,
+        vat_amount=vat,
+        cost=total,
+        amount_due_reduced=reduced,
+        amount_refunded=refunded,
+        amount_to_balance=to_balance,
+        buyer_details=locked.buyer_details,
+        seller_details=locked.seller_details,
+        actor=actor,
+        created_at=now,
+    )
+    for line in credit_lines:
+        line.credit_note = note
+    CreditNoteLine.objects.bulk_create(credit_lines)
+    if refund_payment is not None:
+        PaymentTransaction.objects.create(
+            invoice=locked,
+            account=locked.account,
+            amount=refunded,
+            currency=currency,
+            action=PaymentTransaction.Action.REFUND,
+            success=True,
+            method=PaymentTransaction.Method.CREDIT_CARD,
+            created_at=now,
+            **refund_payment,
+        )
+    if to_balance > 0:
+        account_credit_add(
+            account=locked.account,
+            amount=to_balance,
+            currency=currency,
+            kind=AccountCreditEntry.Kind.CREDIT_NOTE,
+            invoice_id=locked.pk,
+            credit_note_id=note.pk,
+            actor=actor,
+            now=now,
+        )
+    locked.amount_credited += total
+    locked.amount_paid -= from_paid
+    locked.credit_applied -= from_applied
+    data = {
+        "credit_note_id": note.pk,
+        "number": note.number,
+        **_money_data(
+            total=total, due_reduced=reduced, refunded=refunded, to_credit_balance=to_balance
+        ),
+    }
+    if locked.state in Invoice.OUTSTANDING_STATES and locked.amount_due() <= 0:
+        _transition_locked(
+            locked, State.PAID, actor=actor, reason=f"credited ({note.number})", now=now,
+            data=data,
+        )  # fmt: skip
+    else:
+        locked.save()
+        _record_event(
+            locked, InvoiceEvent.Kind.CREDIT_NOTE, actor=actor, reason=reason, data=data, now=now
+        )
+    credit_note_issued.send(sender=CreditNote, credit_note_id=note.pk)
+    return note
 
 
 # --- bulk writes for billing runs ------------------------------------------------

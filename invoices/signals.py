@@ -8,3 +8,6 @@ from django.dispatch import Signal
 # Sent inside the issuing transaction with `invoice_id`; receivers that do slow
 # work (the PDF) must defer it with `transaction.on_commit`.
 invoice_issued = Signal()
+
+# Sent inside the creating transaction with `credit_note_id` (same rule).
+credit_note_issued = Signal()

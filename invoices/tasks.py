@@ -18,8 +18,9 @@ from django.dispatch import receiver
 from invoices.delivery import tasks as delivery_tasks  # noqa: F401 - registers its tasks
 from invoices.einvoice.facturx import issued_pdf_bytes
 from invoices.jobs import invoices_charge, invoices_finalize, invoices_issue
-from invoices.models import Invoice, InvoiceEvent
-from invoices.signals import invoice_issued
+from invoices.models import CreditNote, Invoice, InvoiceEvent
+from invoices.pdf import credit_note_pdf_bytes
+from invoices.signals import credit_note_issued, invoice_issued
 
 
 @shared_task(acks_late=True)
@@ -66,6 +67,23 @@ def pdf_rendering_deferred() -> Iterator[None]:
         yield
     finally:
         invoice_issued.connect(_render_after_issue, dispatch_uid=_RENDER_AFTER_ISSUE)
+
+
+@shared_task(acks_late=True)
+def credit_note_render_pdf(credit_note_id: int, force: bool = False) -> str:
+    """Render a credit note's PDF once and store it (its content never changes)."""
+    note = CreditNote.objects.select_related("invoice", "account").get(pk=credit_note_id)
+    if note.pdf and not force:
+        return note.pdf.name or ""
+    content = credit_note_pdf_bytes(note)
+    note.pdf.save(f"{note.number}.pdf", ContentFile(content), save=False)
+    CreditNote.objects.filter(pk=note.pk).update(pdf=note.pdf.name)
+    return note.pdf.name or ""
+
+
+@receiver(credit_note_issued, dispatch_uid="invoices.tasks.render_after_credit_note")
+def _render_after_credit_note(sender, credit_note_id: int, **kwargs) -> None:
+    transaction.on_commit(lambda: credit_note_render_pdf.delay(credit_note_id))
 
 
 # The scheduled batch jobs (CELERY_BEAT_SCHEDULE); each one lives in invoices.jobs.

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from billing.lib.admin import AdminAction, service_action
 from invoices import services
-from invoices.admin.forms import CancelForm, MarkPaidForm
+from invoices.admin.forms import CancelForm, CreditNoteForm, MarkPaidForm
 from invoices.exceptions import InvalidInvoiceTransition, InvoiceError, InvoiceNotChargeable
 from invoices.export import invoice_csv_lines
 from invoices.models import Invoice
@@ -98,8 +98,20 @@ charge_invoices = invoice_action(
         f"Charged {_amount(inv)} to {inv.account.org_name}'s card for invoice {inv}"
     ),
 )
-# "Record payment" pays the invoice in full through invoice_mark_paid; a payment
-# service that takes an amount can replace it here without touching the page.
+
+
+def _payment_recorded(inv: Invoice) -> str:
+    if inv.state == State.PAID:
+        return f"Recorded {inv.account.org_name}'s payment of {_amount(inv)}: invoice {inv} is paid"
+    due = format_amount(inv.amount_due(), inv.currency)
+    return (
+        f"Recorded {inv.account.org_name}'s payment: {inv.currency} {due} is still due on "
+        f"invoice {inv}"
+    )
+
+
+# "Record payment" goes through invoice_mark_paid: in full (what is due) when no
+# amount is given, else the amount, which may leave part of the invoice due.
 mark_paid = invoice_action(
     services.invoice_mark_paid,
     label="Record payment",
@@ -108,12 +120,28 @@ mark_paid = invoice_action(
     form=MarkPaidForm,
     description="Record a payment (mark paid)",
     done="Marked paid",
-    done_one=lambda inv: (
-        f"Recorded {inv.account.org_name}'s payment of {_amount(inv)}: invoice {inv} is paid"
-    ),
+    done_one=_payment_recorded,
     title="Record a payment",
     button="Mark paid",
 )
+create_credit_note = service_action(
+    services.credit_note_create,
+    subject="invoice",
+    with_actor=True,
+    errors=(InvoiceError,),
+    applies=lambda invoice: invoice.state in Invoice.ISSUED_STATES,
+    describe=_describe,
+    select_related=("account",),
+    form=CreditNoteForm,
+    description="Create a credit note",
+    done="Credited",
+    done_one=lambda inv: f"Created a credit note on invoice {inv}",
+    title="Create a credit note",
+    button="Create credit note",
+)
+# Offered on the page of an issued invoice (see InvoiceAdmin.allowed_actions).
+create_credit_note.label = "Create credit note"  # type: ignore[attr-defined]
+create_credit_note.offered = lambda invoice: invoice.state in Invoice.ISSUED_STATES  # type: ignore[attr-defined]
 cancel_invoices = invoice_action(
     services.invoice_cancel,
     label="Cancel…",

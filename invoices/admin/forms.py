@@ -3,6 +3,7 @@ and the action forms' fields are named after the service's parameters they fill.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import cast
 
@@ -113,6 +114,21 @@ class LineItemForm(forms.ModelForm):
 class MarkPaidForm(forms.Form):
     """The keywords of `invoice_mark_paid`."""
 
+    amount = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=18,
+        decimal_places=4,
+        help_text="The amount received; leave empty for what is due on each invoice. A part "
+        "leaves the rest due; too much goes to the customer's credit balance.",
+    )
+    paid_on = forms.DateField(
+        label="Date received",
+        required=False,
+        initial=dt.date.today,
+        help_text="YYYY-MM-DD; empty for today.",
+    )
+
     reference = forms.CharField(
         max_length=255,
         help_text="The bank transfer's reference, as on the statement.",
@@ -128,4 +144,21 @@ class CancelForm(forms.Form):
 
     reason = forms.CharField(
         max_length=1000, help_text="Why: kept in the invoice's timeline.", widget=forms.Textarea
+    )
+
+
+class CreditNoteForm(forms.Form):
+    """The keywords of `credit_note_create` (by amount)."""
+
+    reason = forms.CharField(max_length=1000, widget=forms.Textarea)
+    amount = forms.DecimalField(
+        min_value=Decimal("0.01"),
+        max_digits=18,
+        decimal_places=4,
+        help_text="Net amount to credit; VAT at the invoice's rate is added.",
+    )
+    refund = forms.BooleanField(
+        required=False,
+        help_text="Refund what comes out of a card payment through the gateway (else it "
+        "goes to the customer's credit balance).",
     )

@@ -9,7 +9,7 @@ from django.contrib import admin
 from billing.lib.admin import ReadOnlyAdminMixin
 from invoices.admin.display import plain_number, unit_price
 from invoices.admin.forms import LineItemForm
-from invoices.models import Invoice, LineItem, PaymentTransaction
+from invoices.models import CreditNote, Invoice, LineItem, PaymentTransaction
 from invoices.pdf import format_amount
 
 
@@ -92,3 +92,22 @@ class PaymentTransactionInline(ReadOnlyInline):
         if not payment.card_last4:
             return "—"
         return f"{payment.card_brand} •••• {payment.card_last4}"
+
+
+class CreditNoteInline(ReadOnlyInline):
+    model = CreditNote
+    fields = (
+        "number",
+        "issued_on",
+        "reason",
+        "credited",
+        "amount_due_reduced",
+        "amount_refunded",
+        "amount_to_balance",
+        "actor",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="total")
+    def credited(self, note: CreditNote) -> str:
+        return f"{format_amount(note.cost, note.currency)} {note.currency}"

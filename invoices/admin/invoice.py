@@ -37,7 +37,7 @@ from invoices.admin.filters import (
     is_id,
 )
 from invoices.admin.forms import InvoiceForm
-from invoices.admin.inlines import LineItemInline, PaymentTransactionInline
+from invoices.admin.inlines import CreditNoteInline, LineItemInline, PaymentTransactionInline
 from invoices.delivery.admin import NotificationInline, revoke_hosted_links
 from invoices.exceptions import InvoiceError
 from invoices.models import Invoice, LineItem
@@ -102,12 +102,13 @@ class InvoiceAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("account",)
     # The event log is shown as sentences (`timeline`), not as a table of rows.
-    inlines = (LineItemInline, PaymentTransactionInline, NotificationInline)
+    inlines = (LineItemInline, PaymentTransactionInline, CreditNoteInline, NotificationInline)
     actions = (
         "finalize_invoices",
         "issue_invoices",
         "charge_invoices",
         "mark_paid",
+        "create_credit_note",
         "cancel_invoices",
         "download_pdfs",
         "export_csv",
@@ -117,6 +118,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     issue_invoices = invoice_actions.issue_invoices
     charge_invoices = invoice_actions.charge_invoices
     mark_paid = invoice_actions.mark_paid
+    create_credit_note = invoice_actions.create_credit_note
     cancel_invoices = invoice_actions.cancel_invoices
     download_pdfs = invoice_actions.download_pdfs
     export_csv = invoice_actions.export_csv
@@ -127,7 +129,18 @@ class InvoiceAdmin(admin.ModelAdmin):
     detail_fieldsets = (
         (
             "Amounts",
-            {"fields": (("subtotal", "vat", "total"), ("vat_rate_shown", "vat_code_shown"))},
+            {
+                "fields": (
+                    ("subtotal", "vat", "total"),
+                    ("vat_rate_shown", "vat_code_shown"),
+                    (
+                        "amount_paid_shown",
+                        "amount_credited_shown",
+                        "credit_applied_shown",
+                        "amount_due_shown",
+                    ),
+                )
+            },
         ),
         (
             "Dates",
@@ -159,6 +172,10 @@ class InvoiceAdmin(admin.ModelAdmin):
         "subtotal",
         "vat",
         "total",
+        "amount_paid_shown",
+        "amount_credited_shown",
+        "credit_applied_shown",
+        "amount_due_shown",
         "issued_on",
         "due_on",
         "paid_at",
@@ -221,6 +238,22 @@ class InvoiceAdmin(admin.ModelAdmin):
     def vat_code_shown(self, invoice: Invoice) -> str:
         return invoice.vat_code or "—"
 
+    @admin.display(description="amount paid")
+    def amount_paid_shown(self, invoice: Invoice) -> str:
+        return format_amount(invoice.amount_paid, invoice.currency)
+
+    @admin.display(description="amount credited")
+    def amount_credited_shown(self, invoice: Invoice) -> str:
+        return format_amount(invoice.amount_credited, invoice.currency)
+
+    @admin.display(description="credit applied")
+    def credit_applied_shown(self, invoice: Invoice) -> str:
+        return format_amount(invoice.credit_applied, invoice.currency)
+
+    @admin.display(description="amount due")
+    def amount_due_shown(self, invoice: Invoice) -> str:
+        return format_amount(invoice.amount_due(), invoice.currency)
+
     @admin.display(description="PDF")
     def pdf_link(self, invoice: Invoice) -> str:
         if invoice.pk is None:
@@ -272,6 +305,12 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     # -- the change form
 
+    def get_inlines(self, request, obj):
+        # Only an issued invoice has credit notes: the add and draft pages go without.
+        if obj is None or not obj.is_issued:
+            return [inline for inline in self.inlines if inline is not CreditNoteInline]
+        return self.inlines
+
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return ((None, {"fields": ("account", "period")}),)
@@ -319,7 +358,10 @@ class InvoiceAdmin(admin.ModelAdmin):
         allowed = []
         for name, (func, _, _) in offered.items():
             to_state = getattr(func, "to_state", None)
-            if to_state is not None and invoice.can_transition_to(to_state):
+            offer = getattr(func, "offered", None)
+            if (to_state is not None and invoice.can_transition_to(to_state)) or (
+                offer is not None and offer(invoice)
+            ):
                 allowed.append((name, func.label))
         return allowed
 
@@ -359,7 +401,10 @@ class InvoiceAdmin(admin.ModelAdmin):
             raise Http404("No such invoice.")
         page = reverse("admin:invoices_invoice_change", args=[invoice.pk])
         offered = self.get_actions(request)
-        if name not in offered or getattr(offered[name][0], "to_state", None) is None:
+        if name not in offered or (
+            getattr(offered[name][0], "to_state", None) is None
+            and getattr(offered[name][0], "offered", None) is None
+        ):
             raise Http404("No such action.")
         if request.method != "POST":
             return redirect(page)

@@ -35,6 +35,15 @@ class _ChosenTestCard:
             account=chosen, amount=amount, currency=currency, description=description
         )
 
+    def refund(self, *, account, amount: Decimal, currency: str, reference: str, description: str):
+        return self.gateway.refund(
+            account=account,
+            amount=amount,
+            currency=currency,
+            reference=reference,
+            description=description,
+        )
+
 
 def _invoice_or_404(token: str) -> Invoice:
     invoice = hosted_invoice_get(token)

@@ -849,6 +849,22 @@ class TestPaymentTransactions:
         assert node.findtext("reference") == payment.reference
         assert node.findtext("gateway_response/code") == "approved"
 
+    def test_recorded_partial_payments_read_as_3scale_purchases(self, client, key):
+        invoice = make_invoice(state=S.UNPAID)
+        services.invoice_payment_record(
+            invoice=invoice, amount=Decimal("30"), paid_on=invoice.issued_on, actor="test"
+        )
+        data = client.get(url(f"/api/invoices/{invoice.pk}/payment_transactions.json", key)).json()
+        item = data["payment_transactions"][0]["payment_transaction"]
+        assert (item["action"], item["amount"], item["success"]) == ("purchase", 30.0, True)
+        root = parse_xml(
+            client.get(url(f"/api/invoices/{invoice.pk}/payment_transactions.xml", key))
+        )
+        assert root.find("payment_transaction").findtext("action") == "purchase"
+        # and the invoice keeps 3scale's fields, no new ones
+        document = client.get(url(f"/api/invoices/{invoice.pk}.json", key)).json()
+        assert "amount_due" not in json.dumps(document)
+
     def test_empty_list(self, client, key):
         invoice = make_invoice()
         response = client.get(url(f"/api/invoices/{invoice.pk}/payment_transactions.xml", key))

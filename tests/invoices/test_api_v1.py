@@ -215,6 +215,10 @@ def test_every_field_of_a_paid_invoice_with_a_card_payment(owner, paid_invoice):
         "tax": Decimal("10.00"),
         "total": Decimal("110.00"),
         "status": "paid",
+        "amount_paid": Decimal("110.00"),
+        "amount_credited": Decimal("0.00"),
+        "credit_applied": Decimal("0.00"),
+        "amount_due": Decimal("0.00"),
         "line_items": [
             {
                 "id": line.pk,

@@ -12,7 +12,16 @@ from decimal import Decimal
 import pytest
 import requests
 
-from invoices.models import Invoice, InvoiceCounter, InvoiceEvent, LineItem, PaymentTransaction
+from accounts.selectors import account_credit_balance
+from invoices import services
+from invoices.models import (
+    CreditNote,
+    Invoice,
+    InvoiceCounter,
+    InvoiceEvent,
+    LineItem,
+    PaymentTransaction,
+)
 from tests.factories import AccountFactory, make_api_key, make_invoice
 
 # A plain flush after each test, like the other transactional tests of this folder
@@ -243,3 +252,92 @@ def test_one_number_set_on_many_invoices_is_given_once(live_server, key):
     assert Counter(r.status_code for r in responses) == {200: 1, 422: N - 1}
     assert Invoice.objects.filter(friendly_id=f"{series}-00000003").count() == 1
     assert InvoiceCounter.objects.get().last_number == 5
+
+
+def test_parallel_credit_notes_never_exceed_the_invoice(live_server, key):
+    # given an issued invoice of 100.00
+    invoice = make_invoice(account=AccountFactory(), state=State.UNPAID)
+
+    # when 10 clients each credit 15.00 of it at once
+    def credit(index, session):
+        return session.post(
+            f"{live_server.url}/v1/invoices/{invoice.pk}/credit_notes",
+            json={"reason": f"race {index}", "amount": "15.00"},
+            headers=bearer(key),
+            timeout=120,
+        )
+
+    responses = race(N, credit)
+
+    # then six fit and the others are refused, the numbers have no gap
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {201: 6, 400: 4}, [r.text for r in responses][:3]
+    invoice.refresh_from_db()
+    notes = CreditNote.objects.filter(invoice=invoice)
+    assert invoice.amount_credited == sum((n.cost for n in notes), Decimal(0)) == Decimal("90")
+    assert invoice.amount_due() == Decimal("10")
+    numbers = sorted(int(n.number.rsplit("-", 1)[1]) for n in notes)
+    assert numbers == list(range(1, 7))
+    series = notes.first().number.rsplit("-", 1)[0]
+    assert InvoiceCounter.objects.get(series=series).last_number == 6
+
+
+def test_parallel_payments_all_count_and_pay_once(live_server, key):
+    # given an unpaid invoice of 100.00
+    account = AccountFactory()
+    invoice = make_invoice(account=account, state=State.UNPAID)
+
+    # when 10 clients each record a payment of 12.50 at once
+    def pay(index, session):
+        return session.post(
+            f"{live_server.url}/v1/invoices/{invoice.pk}/payments",
+            json={"amount": "12.50", "date": str(invoice.issued_on), "method": "bank_transfer"},
+            headers=bearer(key),
+            timeout=120,
+        )
+
+    responses = race(N, pay)
+
+    # then eight settle it, it is paid once, and what came after (or too much) is refused
+    # or credited: payments on a paid invoice are refused (409)
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {201: 8, 409: 2}, [r.text for r in responses][:3]
+    invoice.refresh_from_db()
+    assert (invoice.state, invoice.amount_paid, invoice.amount_due()) == (
+        State.PAID,
+        Decimal("100"),
+        Decimal("0"),
+    )
+    assert InvoiceEvent.objects.filter(invoice=invoice, to_state=State.PAID).count() == 1
+    assert PaymentTransaction.objects.filter(invoice=invoice, action="payment").count() == 8
+
+
+def test_parallel_issues_consume_a_credit_balance_once(live_server, key):
+    # given an account with 100.00 of credit (an overpayment) and 10 drafts of 30.00
+    account = AccountFactory()
+    paid = make_invoice(account=account, state=State.PENDING)
+    services.invoice_payment_record(
+        invoice=paid, amount=Decimal("200"), paid_on=paid.issued_on, actor="test"
+    )
+    drafts = [make_invoice(account=account, lines=[("1", "30.00")]) for _ in range(N)]
+
+    # when all of them are issued at once
+    def issue(index, session):
+        return session.post(
+            f"{live_server.url}/v1/invoices/{drafts[index].pk}/issue",
+            headers=bearer(key),
+            timeout=120,
+        )
+
+    responses = race(N, issue)
+
+    # then the credit is spent exactly once: 30 + 30 + 30 + 10, the rest pay in full
+    assert [r.status_code for r in responses] == [200] * N, [r.text for r in responses][:3]
+    applied = sorted(
+        Invoice.objects.filter(pk__in=[d.pk for d in drafts]).values_list(
+            "credit_applied", flat=True
+        )
+    )
+    assert sum(applied, Decimal(0)) == Decimal("100")
+    assert applied[-4:] == [Decimal("10"), Decimal("30"), Decimal("30"), Decimal("30")]
+    assert account_credit_balance(account, "USD") == Decimal("0")

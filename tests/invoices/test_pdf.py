@@ -284,6 +284,45 @@ class TestRenderPdfsCommand:
             call_command("render_pdfs")
 
 
+@pytest.mark.django_db
+class TestAmountsAndCreditNotes:
+    def test_partly_paid_invoice_shows_amount_paid_and_due(self, seller):
+        invoice = make_invoice(state=Invoice.State.UNPAID)
+        services.invoice_payment_record(
+            invoice=invoice, amount=Decimal("40"), paid_on=invoice.issued_on, actor="t"
+        )
+        invoice.refresh_from_db()
+        text = pdf_pages(invoice_pdf_bytes(invoice))[0]
+        assert "Amount paid 40.00 USD" in text
+        assert "Amount due 60.00 USD" in text
+
+    def test_credit_note_pdf(self, seller, django_capture_on_commit_callbacks):
+        account = AccountFactory(org_name="Buyer GmbH", vat_rate=Decimal("19"))
+        invoice = make_invoice(account=account, state=Invoice.State.PAID)
+        with django_capture_on_commit_callbacks(execute=True):
+            note = services.credit_note_create(
+                invoice=invoice, reason="Two seats returned", amount=Decimal("20"), actor="t"
+            )
+        note.refresh_from_db()
+        with note.pdf.open("rb") as handle:
+            text = pdf_pages(handle.read())[0]
+        for expected in (
+            "CREDIT NOTE",
+            note.number,
+            invoice.friendly_id,
+            "Buyer GmbH",
+            seller.name,
+            "Two seats returned",
+            "VAT 19% 3.80 USD",
+            "Total credited 23.80 USD",
+            "23.80 USD added to your account's credit balance",
+        ):
+            assert expected in text, expected
+        # and the invoice now shows what was credited
+        invoice.refresh_from_db()
+        assert "Credited −23.80 USD" in pdf_pages(invoice_pdf_bytes(invoice))[0]
+
+
 def _pdf_renders(callbacks) -> list:
     """The after-commit callbacks that queue a PDF rendering (not the outbox's sends)."""
     return [c for c in callbacks if "_render_after_issue" in c.__qualname__]

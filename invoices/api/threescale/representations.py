@@ -260,6 +260,13 @@ def line_items_xml(lines: Iterable[LineItem]) -> Element:
 # --- payment transactions ------------------------------------------------------------
 
 
+def _action(payment: PaymentTransaction) -> str:
+    """3scale knows `purchase` and `refund`: a payment recorded by hand is a purchase there."""
+    if payment.action == PaymentTransaction.Action.PAYMENT:
+        return PaymentTransaction.Action.PURCHASE.value
+    return payment.action
+
+
 def payment_transaction_json(payment: PaymentTransaction, links: Links) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": payment.pk,
@@ -269,7 +276,7 @@ def payment_transaction_json(payment: PaymentTransaction, links: Links) -> dict[
         "success": payment.success,
         "amount": money(payment.amount),
         "currency": payment.currency,
-        "action": payment.action,
+        "action": _action(payment),
         "message": payment.message,
         "test": payment.test,
         "links": [
@@ -320,7 +327,7 @@ def payment_transaction_xml(payment: PaymentTransaction) -> Element:
             Element("success", "true" if payment.success else "false"),
             Element("amount", ruby_decimal(payment.amount)),
             Element("currency", payment.currency),
-            Element("action", payment.action),
+            Element("action", _action(payment)),
             Element("message", _text(payment.message)),
             _gateway_value("gateway_response", response),
             Element("test", "true" if payment.test else "false"),

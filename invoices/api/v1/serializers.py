@@ -38,7 +38,7 @@ from billing.lib.money import (
     quantize,
 )
 from invoices import services
-from invoices.models import Invoice, LineItem, PaymentTransaction
+from invoices.models import CreditNote, CreditNoteLine, Invoice, LineItem, PaymentTransaction
 
 DEFAULT_LINE_DESCRIPTION = "Amount due"
 # Names the services use for a bad value -> the /v1 field that carried it.
@@ -51,6 +51,7 @@ _SERVICE_FIELDS = {
     "name": "description",
     "unit_price": "price",
     "cost": "price",
+    "paid_on": "date",
 }
 
 
@@ -128,6 +129,18 @@ class InvoiceSerializer(serializers.Serializer):
     tax = DecimalNumberField(help_text="VAT.")
     total = DecimalNumberField()
     status = serializers.ChoiceField(choices=Invoice.State.choices)
+    amount_paid = DecimalNumberField(
+        help_text="Money received and kept on the invoice (payments, less refunds and what "
+        "went on to the customer's credit balance)."
+    )
+    amount_credited = DecimalNumberField(help_text="The total of the invoice's credit notes.")
+    credit_applied = DecimalNumberField(
+        help_text="The customer's credit balance consumed when the invoice was issued."
+    )
+    amount_due = DecimalNumberField(
+        help_text="total - amount_paid - amount_credited - credit_applied (0 for a draft or a "
+        "cancelled invoice)."
+    )
     line_items = LineItemSerializer(many=True)
     customer = CustomerSerializer()
     payment = PaymentSerializer(allow_null=True, help_text="The successful payment, if any.")
@@ -150,6 +163,10 @@ class InvoiceSerializer(serializers.Serializer):
             "tax": quantize(invoice.vat_amount, currency),
             "total": total,
             "status": invoice.state,
+            "amount_paid": quantize(invoice.amount_paid, currency),
+            "amount_credited": quantize(invoice.amount_credited, currency),
+            "credit_applied": quantize(invoice.credit_applied, currency),
+            "amount_due": quantize(invoice.amount_due(), currency),
             "line_items": [_line_item(line, currency) for line in invoice.line_items.all()],
             "customer": _customer(invoice),
             "payment": _payment(invoice),
@@ -212,6 +229,90 @@ def _payment(invoice: Invoice) -> dict[str, Any] | None:
         "method": payment.method,
         "reference": payment.reference,
         "card": card,
+    }
+
+
+class CreditNoteLineSerializer(serializers.Serializer):
+    line_item_id = serializers.IntegerField(
+        allow_null=True, help_text="The credited invoice line; null for a credit by amount."
+    )
+    description = serializers.CharField()
+    quantity = DecimalNumberField()
+    price = DecimalNumberField(help_text="Unit price (the invoice line's).")
+    subtotal = DecimalNumberField()
+
+
+class CreditNoteSerializer(serializers.Serializer):
+    """A credit note: its own number, the invoice's parties, currency and VAT rate."""
+
+    id = serializers.IntegerField()
+    number = serializers.CharField(help_text="CN-YYYY-NNNNNNNN, a gap-free series of its own.")
+    invoice_id = serializers.IntegerField()
+    invoice_number = serializers.CharField()
+    customer_id = serializers.IntegerField()
+    date = serializers.DateField()
+    reason = serializers.CharField()
+    currency = serializers.CharField()
+    vat_rate = DecimalNumberField(allow_null=True)
+    tax_category = serializers.CharField(help_text="The invoice's EN 16931 VAT category.")
+    tax_mention = serializers.CharField(help_text="The invoice's legal VAT mention, if any.")
+    subtotal = DecimalNumberField(help_text="Credited amount without VAT.")
+    tax = DecimalNumberField(help_text="Credited VAT.")
+    total = DecimalNumberField(help_text="subtotal + tax.")
+    amount_due_reduced = DecimalNumberField(help_text="Deducted from what was still due.")
+    amount_refunded = DecimalNumberField(help_text="Refunded through the payment gateway.")
+    amount_to_balance = DecimalNumberField(help_text="Added to the customer's credit balance.")
+    lines = CreditNoteLineSerializer(many=True)
+    customer = CustomerSerializer()
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, note: CreditNote) -> dict[str, Any]:
+        currency = note.currency
+        buyer = note.buyer_details or {}
+        return {
+            "id": note.pk,
+            "number": note.number,
+            "invoice_id": note.invoice_id,
+            "invoice_number": note.invoice.friendly_id,
+            "customer_id": note.account_id,
+            "date": note.issued_on.isoformat(),
+            "reason": note.reason,
+            "currency": currency,
+            "vat_rate": note.vat_rate,
+            "tax_category": note.tax_category,
+            "tax_mention": note.tax_mention,
+            "subtotal": quantize(note.cost_without_vat, currency),
+            "tax": quantize(note.vat_amount, currency),
+            "total": quantize(note.cost, currency),
+            "amount_due_reduced": quantize(note.amount_due_reduced, currency),
+            "amount_refunded": quantize(note.amount_refunded, currency),
+            "amount_to_balance": quantize(note.amount_to_balance, currency),
+            "lines": [_credit_line(line, currency) for line in note.lines.all()],
+            "customer": {
+                "id": buyer.get("id", note.account_id),
+                "name": buyer.get("org_name", ""),
+                "email": buyer.get("email", ""),
+                "address": {
+                    "street": _street(
+                        buyer.get("address_line1", ""), buyer.get("address_line2", "")
+                    ),
+                    "city": buyer.get("city", ""),
+                    "state": buyer.get("state", ""),
+                    "zip": buyer.get("zip", ""),
+                    "country": buyer.get("country", ""),
+                },
+            },
+            "created_at": _timestamp(note.created_at),
+        }
+
+
+def _credit_line(line: CreditNoteLine, currency: str) -> dict[str, Any]:
+    return {
+        "line_item_id": line.line_item_id,
+        "description": line.name,
+        "quantity": _trimmed(line.quantity, 0),
+        "price": _trimmed(line.unit_price, minor_units(currency)),
+        "subtotal": quantize(line.cost, currency),
     }
 
 
@@ -383,6 +484,10 @@ class InvoiceUpdateSerializer(_InvoiceWriteSerializer):
             "tax",
             "total",
             "status",
+            "amount_paid",
+            "amount_credited",
+            "credit_applied",
+            "amount_due",
             "customer",
             "payment",
             "created_at",
@@ -454,4 +559,63 @@ class InvoiceMarkPaidSerializer(StrictSerializer):
         required=False,
         default=PaymentTransaction.Method.BANK_TRANSFER,
     )
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
+class CreditNoteLineInputSerializer(StrictSerializer):
+    line_item_id = StrictIntegerField(min_value=1, help_text="A line of the invoice.")
+    quantity = DecimalNumberField(
+        min_value=Decimal(0),
+        min_exclusive=True,
+        max_value=services.MAX_QUANTITY,
+        decimal_places=QUANTITY_DECIMAL_PLACES,
+        help_text="How much of the line's quantity to credit.",
+    )
+
+
+class CreditNoteCreateSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=1000, help_text="Why the invoice is corrected.")
+    amount = DecimalNumberField(
+        required=False,
+        min_value=Decimal(0),
+        min_exclusive=True,
+        max_value=MAX_AMOUNT,
+        decimal_places=AMOUNT_DECIMAL_PLACES,
+        help_text="Net amount to credit (VAT at the invoice's rate is added). Give this or "
+        "`lines`.",
+    )
+    # max_length is the ListSerializer's (many=True), which the stubs do not know.
+    lines = CreditNoteLineInputSerializer(  # type: ignore[call-arg]
+        many=True, required=False, allow_empty=False, max_length=services.MAX_LINE_ITEMS
+    )
+    refund = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="Refund what the credit takes out of a card payment through the gateway "
+        "(else it goes to the customer's credit balance).",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if ("amount" in attrs) == ("lines" in attrs):
+            raise serializers.ValidationError({"amount": ["give either amount or lines"]})
+        return attrs
+
+    def credit_lines(self) -> list[services.CreditLine] | None:
+        lines = self.validated_data.get("lines")
+        if lines is None:
+            return None
+        return [services.CreditLine(line["line_item_id"], line["quantity"]) for line in lines]
+
+
+class PaymentCreateSerializer(StrictSerializer):
+    amount = DecimalNumberField(
+        min_value=Decimal(0),
+        min_exclusive=True,
+        max_value=MAX_AMOUNT,
+        decimal_places=AMOUNT_DECIMAL_PLACES,
+        help_text="Amount received; above what is due, the excess goes to the customer's "
+        "credit balance.",
+    )
+    date = StrictDateField(help_text="The day the money was received (not in the future).")
+    method = serializers.ChoiceField(choices=list(services.RECORDED_PAYMENT_METHODS))
     reference = serializers.CharField(required=False, allow_blank=True, max_length=255)

@@ -28,6 +28,8 @@ from invoices import selectors, services
 from invoices.api.v1 import einvoice as einvoice_api
 from invoices.api.v1.filters import InvoiceFilterSet
 from invoices.api.v1.serializers import (
+    CreditNoteCreateSerializer,
+    CreditNoteSerializer,
     InvoiceCancelSerializer,
     InvoiceCreateSerializer,
     InvoiceIssueSerializer,
@@ -35,6 +37,7 @@ from invoices.api.v1.serializers import (
     InvoiceReplaceSerializer,
     InvoiceSerializer,
     InvoiceUpdateSerializer,
+    PaymentCreateSerializer,
     v1_field,
 )
 from invoices.exceptions import (
@@ -45,8 +48,9 @@ from invoices.exceptions import (
     InvoiceLocked,
     InvoiceNotChargeable,
     InvoiceValidationError,
+    RefundFailed,
 )
-from invoices.models import Invoice, PaymentTransaction
+from invoices.models import CreditNote, Invoice, PaymentTransaction
 
 State = Invoice.State
 
@@ -65,6 +69,10 @@ _DRAFT_ONLY = {
     "instead",
     "destroy": "only open invoices can be deleted; cancel it instead",
 }
+
+
+# Actions whose services word their own refusals.
+_OWN_MESSAGES = frozenset({"credit_notes", "payments"})
 
 
 def _states_text(states) -> str:
@@ -277,6 +285,13 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
                 status_code=status.HTTP_402_PAYMENT_REQUIRED,
                 code="payment_failed",
             )
+        if isinstance(exc, RefundFailed):
+            return ApiError(
+                f"{exc.message}. Nothing was written; try again, or credit without `refund` "
+                "to add the amount to the customer's credit balance.",
+                status_code=status.HTTP_402_PAYMENT_REQUIRED,
+                code="refund_failed",
+            )
         if isinstance(exc, AccountNotBillable):
             return ApiError(
                 f"{exc.message} Restore the customer's account first.",
@@ -285,7 +300,7 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
             )
         if isinstance(exc, (InvalidInvoiceTransition, InvoiceLocked, InvoiceNotChargeable)):
             return ApiError(
-                self._refusal_message(),
+                exc.message if self.action in _OWN_MESSAGES else self._refusal_message(),
                 status_code=status.HTTP_409_CONFLICT,
                 code="invalid_state",
             )
@@ -457,6 +472,89 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
         syntax = request.query_params.get("syntax", "ubl")
         return einvoice_api.einvoice_response(self.get_object(), syntax)
 
+    @extend_schema(
+        methods=["GET"],
+        summary="List an invoice's credit notes",
+        description="All of them, newest first (an invoice has few: no pages).",
+        parameters=[_ID],
+        responses={200: CreditNoteSerializer(many=True), **_AUTH_ERRORS, **_NOT_FOUND},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Credit an issued invoice",
+        description=(
+            "A credit note with its own number (CN-YYYY-NNNNNNNN) for a net `amount` or for "
+            "`lines` of the invoice, at the invoice's VAT rate; never more than what is left "
+            "to credit of the invoice. It first reduces what is still due; the rest, taken "
+            "from what was paid, is refunded to the card (`refund: true`) or added to the "
+            "customer's credit balance, which the next invoice consumes."
+        ),
+        request=CreditNoteCreateSerializer,
+        parameters=[_ID, _IDEMPOTENCY_HEADER, _REPLAYED_HEADER],
+        responses={
+            201: CreditNoteSerializer,
+            402: _error("The gateway refused the refund; nothing is written."),
+            **_WRITE_ERRORS,
+            **_IDEMPOTENCY_ERRORS,
+            **_NOT_FOUND,
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="credit_notes",
+        filterset_class=None,
+        pagination_class=None,
+    )
+    def credit_notes(self, request, *args, **kwargs) -> Response:
+        invoice = self.get_object()
+        notes = selectors.credit_note_list_with_details(request_api_key(request))
+        if request.method == "GET":
+            return Response(CreditNoteSerializer(notes.filter(invoice=invoice), many=True).data)
+        body = self._body(CreditNoteCreateSerializer)
+        lines = body.get("lines")
+        note = services.credit_note_create(
+            invoice=invoice,
+            reason=body["reason"],
+            amount=body.get("amount"),
+            lines=None
+            if lines is None
+            else [services.CreditLine(line["line_item_id"], line["quantity"]) for line in lines],
+            refund=body.get("refund", False),
+            actor=self.actor,
+        )
+        location = request.build_absolute_uri(f"/v1/credit_notes/{note.pk}")
+        return Response(
+            CreditNoteSerializer(notes.get(pk=note.pk)).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
+
+    @extend_schema(
+        summary="Record a payment",
+        description=(
+            "A payment received outside the gateway (bank transfer, cheque, other), whole or "
+            "partial. The invoice becomes `paid` when nothing is due any more; an amount above "
+            "what is due goes to the customer's credit balance."
+        ),
+        request=PaymentCreateSerializer,
+        parameters=[_ID, _IDEMPOTENCY_HEADER, _REPLAYED_HEADER],
+        responses={201: InvoiceSerializer, **_WRITE_ERRORS, **_IDEMPOTENCY_ERRORS, **_NOT_FOUND},
+    )
+    @action(detail=True, methods=["post"])
+    def payments(self, request, *args, **kwargs) -> Response:
+        invoice = self.get_object()
+        body = self._body(PaymentCreateSerializer)
+        services.invoice_payment_record(
+            invoice=invoice,
+            amount=body["amount"],
+            paid_on=body["date"],
+            method=body["method"],
+            reference=body.get("reference", ""),
+            actor=self.actor,
+        )
+        return self._respond(invoice, status.HTTP_201_CREATED)
+
     def _body(self, serializer_class) -> dict:
         """Validate an action's optional body (an empty body means all defaults)."""
         data = self.request.data
@@ -473,3 +571,36 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
         serializer = serializer_class(data=data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List credit notes",
+        description="Newest first. The body is a bare array; the page metadata is in the "
+        "headers: `X-Total-Count` and `Link` (RFC 8288: first, prev, next, last).",
+        parameters=_LIST_HEADERS,
+        responses={
+            200: CreditNoteSerializer(many=True),
+            **_AUTH_ERRORS,
+            400: _error("A bad `page` or `per_page`."),
+        },
+    ),
+    retrieve=extend_schema(
+        summary="Get a credit note",
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The id.")],
+        responses={
+            200: CreditNoteSerializer,
+            **_AUTH_ERRORS,
+            404: _error("No such credit note (or not visible to this key)."),
+        },
+    ),
+)
+class CreditNoteViewSet(V1APIMixin, viewsets.ReadOnlyModelViewSet):
+    """Credit notes are created on their invoice (POST /v1/invoices/{id}/credit_notes)."""
+
+    serializer_class = CreditNoteSerializer
+    pagination_class = LinkHeaderPagination
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self) -> QuerySet[CreditNote]:
+        return selectors.credit_note_list_with_details(request_api_key(self.request))

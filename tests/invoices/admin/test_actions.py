@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -176,6 +177,50 @@ def make_invoice_cancelled(invoice: Invoice) -> Invoice:
 
 
 @pytest.mark.django_db
+class TestPaymentsAndCredits:
+    def test_mark_paid_with_an_amount_and_a_date_records_a_part(self, finance, media):
+        invoice = make_invoice(state=S.UNPAID)
+        page = act(finance, "mark_paid", [invoice])
+        assert b'name="amount"' in page.content and b'name="paid_on"' in page.content
+        done = act(
+            finance,
+            "mark_paid",
+            [invoice],
+            apply="1",
+            reference="SEPA-1",
+            method="bank_transfer",
+            amount="30.00",
+            paid_on="2026-11-02",
+        )
+        assert (
+            messages_of(done)
+            == [f"Recorded Org 0's payment: USD 70.00 is still due on invoice {invoice}."]
+            or "70.00 is still due" in messages_of(done)[0]
+        )
+        invoice.refresh_from_db()
+        payment = invoice.payment_transactions.get()
+        assert (invoice.state, invoice.amount_due()) == (S.UNPAID, Decimal("70"))
+        assert (payment.action, payment.amount, str(payment.paid_on)) == (
+            "payment",
+            Decimal("30"),
+            "2026-11-02",
+        )
+        page = finance.get(reverse("admin:invoices_invoice_change", args=[invoice.pk]))
+        assert b"Amount due" in page.content and b"70.00" in page.content
+
+    def test_create_credit_note_from_the_invoice(self, finance, media):
+        invoice = make_invoice(state=S.PAID)
+        done = act(
+            finance, "create_credit_note", [invoice], apply="1", reason="goodwill", amount="15"
+        )
+        assert messages_of(done) == [f"Created a credit note on invoice {invoice}."]
+        note = invoice.credit_notes.get()
+        assert (note.cost, note.amount_to_balance) == (Decimal("15"), Decimal("15"))
+        page = finance.get(reverse("admin:invoices_invoice_change", args=[invoice.pk]))
+        assert note.number.encode() in page.content
+
+
+@pytest.mark.django_db
 class TestTransitionMap:
     """Which moves the admin offers comes from Invoice.can_transition_to."""
 
@@ -187,8 +232,8 @@ class TestTransitionMap:
         [
             (S.OPEN, ["finalize_invoices", "issue_invoices", "cancel_invoices"]),
             (S.FINALIZED, ["issue_invoices", "cancel_invoices"]),
-            (S.PENDING, ["charge_invoices", "mark_paid", "cancel_invoices"]),
-            (S.PAID, []),
+            (S.PENDING, ["charge_invoices", "mark_paid", "create_credit_note", "cancel_invoices"]),
+            (S.PAID, ["create_credit_note"]),
         ],
     )
     def test_invoice_page_offers_the_moves_its_state_allows(self, finance, media, state, offered):

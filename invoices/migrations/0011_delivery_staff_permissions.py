@@ -29,7 +29,7 @@ def forwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("invoices", "0007_delivery"),
+        ("invoices", "0010_delivery"),
         ("accounts", "0002_staff_groups_and_seller"),
     ]
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0006_tax_treatment'),
+        ('invoices', '0009_credit_note_tax_treatment'),
     ]
 
     operations = [
