@@ -86,6 +86,10 @@ SCHEMA: dict[str, Any] = {
         ),
     ],
     "responses": {
+        # The XML is served as `application/xml`; generated clients read it as bytes.
+        (200, "application/octet-stream"): OpenApiResponse(
+            OpenApiTypes.BINARY, description="The e-invoice (UTF-8 XML)."
+        ),
         (200, "application/xml"): OpenApiResponse(
             OpenApiTypes.STR, description="The e-invoice (UTF-8 XML)."
         ),
