@@ -42,6 +42,14 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(exponent, rounding=ROUND_HALF_UP)
 
 
+def as_written(value: Decimal, *, min_places: int = 0) -> Decimal:
+    """The value as a person writes it: storage padding dropped, at least `min_places`
+    decimals (801.0000 -> 801, 0.04160000 -> 0.0416, 0.500000 -> 0.50 with 2)."""
+    exponent = value.normalize().as_tuple().exponent
+    places = max(-exponent if isinstance(exponent, int) else 0, min_places, 0)
+    return value.quantize(Decimal(1).scaleb(-places))
+
+
 def line_cost(quantity: Decimal, unit_price: Decimal, currency: str) -> Decimal:
     """Line cost = round(quantity x unit price)."""
     return quantize(quantity * unit_price, currency)

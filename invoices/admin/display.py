@@ -4,12 +4,12 @@ without storage padding, the event log as sentences."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import cast
 
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from billing.lib.money import as_written
 from invoices.models import Invoice, InvoiceEvent
 from invoices.pdf import format_amount
 
@@ -22,9 +22,7 @@ def plain_number(value: Decimal | None) -> str:
     or a unit price as a person writes it (storage pads to the column's places)."""
     if value is None:
         return ""
-    normal = value.normalize()
-    places = max(-cast(int, normal.as_tuple().exponent), 0)
-    return f"{value:,.{places}f}"
+    return f"{as_written(value):,f}"
 
 
 def unit_price(value: Decimal | None, currency: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import cast
 
 from django import forms
 
+from billing.lib.money import as_written
 from invoices import services
 from invoices.exceptions import InvoiceValidationError
 from invoices.models import Invoice, LineItem, PaymentTransaction
@@ -65,12 +65,6 @@ class InvoiceForm(forms.ModelForm):
         return account
 
 
-def _as_written(value: Decimal, *, min_places: int) -> Decimal:
-    """801.0000 -> 801, 0.04160000 -> 0.0416, 49.00000000 -> 49.00 (min_places=2)."""
-    places = max(-cast(int, value.normalize().as_tuple().exponent), min_places, 0)
-    return value.quantize(Decimal(1).scaleb(-places))
-
-
 class LineItemForm(forms.ModelForm):
     """New lines are validated by the service's own rules; saved lines are read-only."""
 
@@ -91,7 +85,7 @@ class LineItemForm(forms.ModelForm):
                 value = self.initial.get(name)
                 if value is not None:
                     places = 2 if name == "unit_price" else 0
-                    self.initial[name] = _as_written(value, min_places=places)
+                    self.initial[name] = as_written(value, min_places=places)
 
     def clean(self):
         super().clean()

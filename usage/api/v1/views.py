@@ -26,6 +26,7 @@ from billing.api.errors import ApiError, ErrorSerializer
 from billing.api.idempotency import KEY_SCHEMA, IdempotencyMixin
 from billing.api.permissions import HasApiKey, request_api_key
 from billing.api.v1 import V1APIMixin
+from billing.lib.money import as_written
 from usage import selectors, services
 from usage.api.v1.parsers import JsonLinesParser, JsonlParser, OrjsonParser
 from usage.api.v1.serializers import MAX_PAGE, MAX_PER_PAGE, UsageReportParamsSerializer
@@ -199,7 +200,6 @@ _IDEMPOTENCY_HEADER = OpenApiParameter(
     description="Makes a retried POST safe: the first response is stored for 24 hours and "
     "replayed for the same key and body.",
 )
-_CENTS = Decimal("0.01")
 _REPORT_PARAMETERS = [
     OpenApiParameter("start_date", OpenApiTypes.DATE, required=True, description="Inclusive."),
     OpenApiParameter("end_date", OpenApiTypes.DATE, required=True, description="Inclusive."),
@@ -382,10 +382,7 @@ class UsageReportView(IdempotencyMixin, V1APIMixin, APIView):
 
 def money_number(amount: Decimal) -> Decimal:
     """Trailing zeros dropped, but at least two decimals: 0.500000 -> 0.50."""
-    normalized = amount.normalize()
-    if normalized.as_tuple().exponent > -2:  # type: ignore[operator]
-        return amount.quantize(_CENTS)
-    return normalized
+    return as_written(amount, min_places=2)
 
 
 def _row(row: dict, group_by: str | None) -> dict:
