@@ -85,16 +85,16 @@ __all__ = ["buyer_details", "seller_details"]  # re-exported: they were defined 
 # --- helpers ------------------------------------------------------------------
 
 
-def _lock_invoice(invoice: Invoice, *, account_too: bool = False) -> Invoice:
+def _lock_invoice(invoice: Invoice) -> Invoice:
     """Re-read the invoice under a row lock (a no-op lock on SQLite, where
     IMMEDIATE transactions already serialise writers).
 
-    `account_too` first locks the buyer account (the documented order: account,
-    then invoice) for writes that price lines in the account's currency, so a
-    currency change cannot slip in between the price and the line.
+    The buyer account is locked first, always (the documented order: account, then
+    invoice): many invoice writes go on to touch the account (its credit balance, a
+    currency that prices the lines), and a writer that took the invoice first and
+    the account second would deadlock against one that did the opposite.
     """
-    if account_too:
-        list(Account.objects.select_for_update().filter(pk=invoice.account_id).values_list("pk"))
+    list(Account.objects.select_for_update().filter(pk=invoice.account_id).values_list("pk"))
     # `of=("self",)`: the joined account is read, not locked. Locking it here, in
     # one statement with the invoice, would take the two rows in no set order and
     # deadlock against a writer that holds the account and waits for the invoice.
@@ -491,7 +491,7 @@ def invoice_replace_lines(
     with exactly one request's lines. `lines=None` keeps the lines.
     """
     now = now or timezone.now()
-    invoice = _lock_invoice(invoice, account_too=True)
+    invoice = _lock_invoice(invoice)
     if not invoice.is_draft:
         raise InvoiceLocked("only open invoices can be changed", field="state")
     changes: dict[str, list[str | None]] = {}
@@ -594,7 +594,7 @@ def line_item_add(
     the invoice's lines may not exceed MAX_AMOUNT.
     """
     now = now or timezone.now()
-    invoice = _lock_invoice(invoice, account_too=True)
+    invoice = _lock_invoice(invoice)
     return _line_item_add_locked(
         invoice,
         name=name,
@@ -837,7 +837,7 @@ def invoice_transition(
     """Move an invoice to `to_state` if the map allows it; raises InvalidInvoiceTransition."""
     now = now or timezone.now()
     # Issuing and cancelling may move the account's credit balance: account first.
-    locked = _lock_invoice(invoice, account_too=to_state in (State.PENDING, State.CANCELLED))
+    locked = _lock_invoice(invoice)
     return _transition_locked(locked, to_state, actor=actor, reason=reason, now=now)
 
 
@@ -885,7 +885,7 @@ def invoice_issue(
     The event is stamped `now`, whatever the issue date says.
     """
     now = now or timezone.now()
-    locked = _lock_invoice(invoice, account_too=True)
+    locked = _lock_invoice(invoice)
     return _issue_locked(locked, actor=actor, now=now, issued_on=issued_on, due_on=due_on)
 
 
@@ -1104,7 +1104,7 @@ def invoice_payment_record(
         raise InvoiceValidationError("must not be before 2000-01-01", field="paid_on")
     if len(reference) > 255:
         raise InvoiceValidationError("is too long (maximum is 255 characters)", field="reference")
-    locked = _lock_invoice(invoice, account_too=True)
+    locked = _lock_invoice(invoice)
     if locked.state not in Invoice.OUTSTANDING_STATES:
         raise InvalidInvoiceTransition(
             f"Invoice {locked.pk} is {locked.state}: only pending, unpaid or failed invoices "
@@ -1282,7 +1282,7 @@ def credit_note_create(
         raise InvoiceValidationError("can't be blank", field="reason")
     if (amount is None) == (lines is None):
         raise InvoiceValidationError("give either amount or lines", field="amount")
-    locked = _lock_invoice(invoice, account_too=True)
+    locked = _lock_invoice(invoice)
     if locked.state not in Invoice.ISSUED_STATES:
         raise InvoiceLocked(
             f"Invoice {locked.pk} is {locked.state}: only issued invoices (pending, unpaid, "

@@ -30,6 +30,7 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "tests"))
 def pytest_collection_modifyitems(config, items):
     from django.conf import settings
 
+    _transactional_tests_restore_migrated_data(items)
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" in engine:
         return
@@ -37,6 +38,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def _transactional_tests_restore_migrated_data(items) -> None:
+    """Every transactional test (real commits: threads, live servers, subprocesses) gets
+    serialized rollback, so the rows the migrations created (staff groups, permissions)
+    are there again for the next test.
+
+    Mixing the two kinds breaks on a fixed test order: a plain transactional test's
+    flush re-creates the content types, and the next serialized test's restore then
+    inserts them a second time (a unique violation at its set-up).
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        fixtures = getattr(item, "fixturenames", ())
+        options = dict(marker.kwargs) if marker is not None else {}
+        transactional = options.get("transaction") or any(
+            name in fixtures for name in ("transactional_db", "live_server")
+        )
+        if transactional and not options.get("serialized_rollback"):
+            options.update(transaction=True, serialized_rollback=True)
+            item.add_marker(pytest.mark.django_db(**options), append=False)
 
 
 def pytest_runtest_logreport(report):

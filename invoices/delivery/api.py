@@ -72,6 +72,12 @@ class WebhookEndpointUpdateSerializer(StrictSerializer):
 
 
 class WebhookAttemptSerializer(serializers.ModelSerializer):
+    # Declared: a model field's inferred range depends on the database (the schema must not).
+    response_status = serializers.IntegerField(
+        read_only=True, allow_null=True, min_value=100, max_value=599
+    )
+    duration_ms = serializers.IntegerField(read_only=True, allow_null=True, min_value=0)
+
     class Meta:
         model = WebhookAttempt
         fields = [

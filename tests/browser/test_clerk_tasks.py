@@ -1,6 +1,6 @@
 """A finance clerk's day in Debian's Chromium, end to end through the invoice pages:
-find last month's outstanding invoices, issue one from its page, record a bank
-transfer, cancel one with a reason, download a PDF. Every page must fit a 1,280 px
+find last month's outstanding invoices, issue one from its page, record a partial bank
+transfer and then the rest, cancel one with a reason, download a PDF. Every page must fit a 1,280 px
 window; a screenshot of each is kept (test-artifacts/browser/, git-ignored).
 """
 
@@ -121,24 +121,39 @@ def test_a_clerks_day(live_server, browser_page, finance_login, books):
     assert "moved it from Draft to Awaiting payment" in page.locator("ol.timeline").inner_text()
     fits(page, "clerk-04-issued")
 
-    # 3. a bank transfer came in for Acme's invoice: record it
+    # 3. a bank transfer came in for half of Acme's invoice: record it, then the rest
     acme = books["outstanding"][0]
+    part = (acme.cost / 2).quantize(Decimal("0.01"))
     open_invoice(page, live_server, acme)
     buyer = page.locator(".fieldBox.field-buyer").inner_text()
     assert "Acme Rockets" in buyer and "DE811907980" in buyer and "{" not in buyer
     with page.expect_navigation():
         page.click("#invoice-actions button:has-text('Record payment')")
-    page.fill("#id_reference", "SEPA-2026-0042")
+    page.fill("#id_amount", str(part))
+    page.fill("#id_reference", "SEPA-2026-0041")
     page.select_option("#id_method", PaymentTransaction.Method.BANK_TRANSFER)
     fits(page, "clerk-05-record-payment")
     with page.expect_navigation():
         page.click("input[name=apply]")
     acme.refresh_from_db()
-    assert acme.state == S.PAID
-    assert message(page).startswith("Recorded Acme Rockets's payment of EUR")
+    assert acme.state == S.PENDING and acme.amount_paid == part
+    assert acme.amount_due() == acme.cost - part
+    # the rest: the amount left empty is what is still due
+    open_invoice(page, live_server, acme)
+    with page.expect_navigation():
+        page.click("#invoice-actions button:has-text('Record payment')")
+    page.fill("#id_reference", "SEPA-2026-0042")
+    page.select_option("#id_method", PaymentTransaction.Method.BANK_TRANSFER)
+    with page.expect_navigation():
+        page.click("input[name=apply]")
+    acme.refresh_from_db()
+    assert acme.state == S.PAID and acme.amount_due() == 0
     assert f"invoice {acme.friendly_id} is paid" in message(page)
-    payment = acme.payment_transactions.get()
-    assert (payment.reference, payment.method) == ("SEPA-2026-0042", "bank_transfer")
+    payments = acme.payment_transactions.order_by("id")
+    assert [(p.reference, p.method) for p in payments] == [
+        ("SEPA-2026-0041", "bank_transfer"),
+        ("SEPA-2026-0042", "bank_transfer"),
+    ]
     fits(page, "clerk-06-paid")
 
     # 4. cancel Globex's invoice, saying why
