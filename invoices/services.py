@@ -1153,6 +1153,7 @@ def invoice_payment_record(
     else:
         locked.save()
         _record_event(locked, InvoiceEvent.Kind.PAYMENT_RECORDED, actor=actor, data=data, now=now)
+    outbox.payment_event_record(payment, "payment.recorded", now=now)
     return payment
 
 
@@ -1383,8 +1384,9 @@ def credit_note_create(
     for line in credit_lines:
         line.credit_note = note
     CreditNoteLine.objects.bulk_create(credit_lines)
+    refund_row = None
     if refund_payment is not None:
-        PaymentTransaction.objects.create(
+        refund_row = PaymentTransaction.objects.create(
             invoice=locked,
             account=locked.account,
             amount=refunded,
@@ -1427,6 +1429,9 @@ def credit_note_create(
             locked, InvoiceEvent.Kind.CREDIT_NOTE, actor=actor, reason=reason, data=data, now=now
         )
     credit_note_issued.send(sender=CreditNote, credit_note_id=note.pk)
+    outbox.credit_note_issued_record(note, now=now)  # webhooks, the buyer's e-mail
+    if refund_row is not None:
+        outbox.payment_event_record(refund_row, "payment.refunded", now=now)
     return note
 
 

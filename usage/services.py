@@ -33,6 +33,7 @@ from django.utils import timezone
 from accounts.models import Account
 from billing.lib.money import UNIT_PRICE_DECIMAL_PLACES, ZERO
 from billing.lib.months import FIRST_BILLABLE_MONTH, month_end, month_start
+from invoices.delivery import outbox
 from invoices.models import Invoice, LineItem
 from invoices.services import (
     BackgroundLinesResult,
@@ -405,6 +406,7 @@ def usage_bill_month(
     if parallel and len(batches) > 1:
         _bill_in_parallel(batches, period, now, result, workers, progress)
         result.unrated = _unrated_counts(period, account_id)
+        _run_completed(result)
         return result
     outer = transaction.atomic() if dry_run else contextlib.nullcontext()
     with outer:
@@ -415,7 +417,25 @@ def usage_bill_month(
         result.unrated = _unrated_counts(period, account_id)
         if dry_run:
             transaction.set_rollback(True)
+    _run_completed(result)
     return result
+
+
+def _run_completed(result: BillingRunResult) -> None:
+    """`billing_run.completed` with the run's counts (not for a dry run), through the
+    invoices app's outbox."""
+    if result.dry_run:
+        return
+    data = {
+        **{k: v for k, v in result.as_dict().items() if not isinstance(v, dict)},
+        "amount": {currency: str(value) for currency, value in sorted(result.amount.items())},
+        "accounts_skipped_issued": len(result.skipped_issued),
+        "accounts_skipped_unbillable": len(result.skipped_unbillable),
+        "accounts_rejected": len(result.rejected),
+        "accounts_with_unrated_usage": len(result.unrated),
+    }
+    with transaction.atomic():
+        outbox.event_record(event_type="billing_run.completed", data=data)
 
 
 def _rated_lines(period: dt.date) -> QuerySet[LineItem]:

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Account
 from billing.lib.money import CURRENCIES, minor_units
+from invoices.delivery import outbox
 from usage import rating
 from usage.exceptions import (
     PlanImmutable,
@@ -312,12 +313,23 @@ def subscription_create(*, account: Account, plan: Plan, start_date: dt.date) ->
             + (f" to {clash.end_date.isoformat()}" if clash.end_date else "")
             + ": change its plan or cancel it first."
         )
-    return Subscription.objects.create(
+    subscription = Subscription.objects.create(
         account=account,
         plan=plan,
         start_date=start_date,
         trial_end_date=_trial_end(plan, start_date),
     )
+    _announce("subscription.created", subscription)
+    return subscription
+
+
+def _announce(event_type: str, subscription: Subscription, **extra: Any) -> None:
+    """Record the change's webhooks (its /v1 representation) in its transaction, through
+    the invoices app's outbox."""
+    from usage.api.v1.pricing_serializers import SubscriptionSerializer  # the API imports us
+
+    data = {**SubscriptionSerializer(subscription).data, **extra}
+    outbox.event_record(event_type=event_type, data=data)
 
 
 def _lock_subscription(subscription: Subscription) -> tuple[Account, Subscription]:
@@ -355,9 +367,11 @@ def subscription_change_plan(
     if old.trial_end_date is not None and old.trial_end_date > old.end_date:
         old.trial_end_date = old.end_date
     old.save(update_fields=["end_date", "trial_end_date", "updated_at"])
-    return Subscription.objects.create(
+    new = Subscription.objects.create(
         account=account, plan=plan, start_date=date, end_date=end, trial_end_date=trial_end
     )
+    _announce("subscription.updated", new, previous_subscription_id=old.pk)
+    return new
 
 
 @transaction.atomic
@@ -369,4 +383,5 @@ def subscription_cancel(*, subscription: Subscription, date: dt.date) -> Subscri
     if locked.trial_end_date is not None and locked.trial_end_date > locked.end_date:
         locked.trial_end_date = locked.end_date
     locked.save(update_fields=["end_date", "trial_end_date", "updated_at"])
+    _announce("subscription.cancelled", locked)
     return locked

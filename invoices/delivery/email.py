@@ -1,5 +1,6 @@
-"""The buyer's e-mails: the issued invoice (PDF attached), receipts, failed-charge
-notices and payment reminders, in the seller's name, each with the hosted-page link.
+"""The buyer's e-mails: the issued invoice (PDF attached), receipts (for the payment
+that settles an invoice, and for a recorded payment that leaves something due),
+credit notes (PDF attached), failed-charge notices and payment reminders, in the seller's name, each with the hosted-page link.
 
 Templates: `templates/emails/<kind>.txt` and `.html`. Reminders run daily
 (`send_reminders`): each offset of INVOICE_REMINDER_DAYS (days after the due date,
@@ -23,7 +24,7 @@ from billing.lib.money import quantize
 from invoices.delivery import outbox
 from invoices.delivery.hosted import hosted_url
 from invoices.delivery.models import Notification
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice, PaymentTransaction
 
 logger = logging.getLogger("billing.delivery")
 
@@ -38,6 +39,8 @@ def _subject(kind: str, invoice: Invoice, context: dict) -> str:
         return f"Invoice {number} from {seller}"
     if kind == "receipt":
         return f"Receipt for invoice {number}"
+    if kind == "credit_note":
+        return f"Credit note {context.get('number', '')} for invoice {number}"
     if kind == "payment_failed":
         return f"Payment failed for invoice {number}"
     if kind == "reminder":
@@ -54,12 +57,29 @@ def _pdf(invoice: Invoice) -> bytes:
     return invoice_pdf_content(invoice)
 
 
+def _credit_note_pdf(note: CreditNote) -> bytes:
+    """The credit note's stored PDF, rendered now if it is not stored yet."""
+    if note.pdf:
+        with note.pdf.open("rb") as handle:
+            return handle.read()
+    from invoices.pdf import credit_note_pdf_bytes
+
+    return credit_note_pdf_bytes(note)
+
+
 def notification_email_send(notification: Notification) -> None:
     """Render and send one e-mail row through Django's configured backend."""
     invoice = notification.invoice
     assert invoice is not None
     extra = json.loads(notification.body or "{}")
     seller = invoice.seller()
+    note = None
+    if extra.get("credit_note_id"):
+        note = CreditNote.objects.prefetch_related("lines").get(pk=extra["credit_note_id"])
+        extra["number"] = note.number
+    payment = invoice.successful_purchase()
+    if extra.get("payment_id"):
+        payment = PaymentTransaction.objects.get(pk=extra["payment_id"])
     context = {
         "invoice": invoice,
         "seller": seller,
@@ -68,7 +88,12 @@ def notification_email_send(notification: Notification) -> None:
         "hosted_url": hosted_url(invoice),
         "offset": extra.get("offset", 0),
         "days": abs(extra.get("offset", 0)),
-        "payment": invoice.successful_purchase(),
+        "payment": payment,
+        # A receipt for a payment that leaves something due (amounts as recorded).
+        "received": extra.get("received"),
+        "amount_due": extra.get("amount_due"),
+        "credit_note": note,
+        "credit_total": quantize(note.cost, note.currency) if note else None,
     }
     kind = notification.topic
     text = render_to_string(f"emails/{kind}.txt", context)
@@ -87,6 +112,8 @@ def notification_email_send(notification: Notification) -> None:
     message.attach_alternative(html, "text/html")
     if kind == "invoice_issued":
         message.attach(f"{invoice.friendly_id or invoice.pk}.pdf", _pdf(invoice), "application/pdf")
+    if note is not None:
+        message.attach(f"{note.number}.pdf", _credit_note_pdf(note), "application/pdf")
     message.send(fail_silently=False)
 
 

@@ -1,6 +1,7 @@
 """The outbox: notifications recorded with the change, sent exactly once after commit.
 
-Recording (`invoice_event_record`) happens inside the transaction of the service that
+Recording (`invoice_event_record`, `credit_note_issued_record`, `payment_event_record`,
+`event_record` for any other event) happens inside the transaction of the service that
 changes the invoice, so a rolled-back change leaves no message and a committed one
 always has its message. After commit a task sends each row (`notification_send`):
 
@@ -32,7 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from invoices.delivery.models import Notification, WebhookEndpoint
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice, PaymentTransaction
 
 logger = logging.getLogger("billing.delivery")
 
@@ -195,6 +196,62 @@ def invoice_event_record(
     kind = EMAIL_FOR_EVENT.get(event_type)
     if kind is not None:
         ids += email_record(invoice=invoice, kind=kind, now=now, dedupe=dedupe)
+    return ids
+
+
+def credit_note_issued_record(note: CreditNote, *, now: dt.datetime | None = None) -> list[int]:
+    """A credit note's `credit_note.issued` webhooks and the buyer's e-mail (its PDF
+    attached). Call it inside the transaction that creates the note."""
+    from invoices.api.v1.serializers import CreditNoteSerializer
+
+    dedupe = f"credit_note:{note.pk}"
+    ids = event_record(
+        event_type="credit_note.issued",
+        data=CreditNoteSerializer(note).data,
+        invoice=note.invoice,
+        now=now,
+        dedupe=dedupe,
+    )
+    ids += email_record(
+        invoice=note.invoice,
+        kind="credit_note",
+        context={"credit_note_id": note.pk},
+        now=now,
+        dedupe=dedupe,
+    )
+    return ids
+
+
+def payment_event_record(
+    payment: PaymentTransaction, event_type: str, *, now: dt.datetime | None = None
+) -> list[int]:
+    """`payment.recorded` / `payment.refunded` for one payment row; a recorded payment
+    that leaves something due also sends the buyer a receipt for it (one that settles
+    the invoice does not: the transition to paid sends the receipt). Call it inside
+    the transaction that writes the payment, after the invoice is updated."""
+    from invoices.api.v1.serializers import payment_representation
+
+    invoice = payment.invoice
+    dedupe = f"payment:{payment.pk}"
+    ids = event_record(
+        event_type=event_type,
+        data={**payment_representation(payment), "invoice_id": invoice.pk},
+        invoice=invoice,
+        now=now,
+        dedupe=dedupe,
+    )
+    if event_type == "payment.recorded" and invoice.state != State.PAID:
+        ids += email_record(
+            invoice=invoice,
+            kind="receipt",
+            context={
+                "payment_id": payment.pk,
+                "received": str(payment.amount),
+                "amount_due": str(invoice.amount_due()),
+            },
+            now=now,
+            dedupe=dedupe,
+        )
     return ids
 
 

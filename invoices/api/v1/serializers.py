@@ -213,6 +213,11 @@ def _payment(invoice: Invoice) -> dict[str, Any] | None:
     payment = invoice.successful_purchase()
     if payment is None:
         return None
+    return payment_representation(payment)
+
+
+def payment_representation(payment: PaymentTransaction) -> dict[str, Any]:
+    """One payment or refund as `PaymentSerializer` describes it."""
     card = None
     if payment.card_last4:
         card = {
