@@ -218,10 +218,12 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
     }
 
 
+def credit_note_pdf_html(note: CreditNote) -> str:
+    return render_to_string("invoices/credit_note_pdf.html", credit_note_pdf_context(note))
+
+
 def credit_note_pdf_bytes(note: CreditNote) -> bytes:
-    return html_to_pdf(
-        render_to_string("invoices/credit_note_pdf.html", credit_note_pdf_context(note))
-    )
+    return html_to_pdf(credit_note_pdf_html(note))
 
 
 def invoice_pdf_html(invoice: Invoice) -> str:

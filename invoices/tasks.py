@@ -16,10 +16,9 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from invoices.delivery import tasks as delivery_tasks  # noqa: F401 - registers its tasks
-from invoices.einvoice.facturx import issued_pdf_bytes
+from invoices.einvoice.facturx import credit_note_stored_pdf_bytes, issued_pdf_bytes
 from invoices.jobs import invoices_charge, invoices_finalize, invoices_issue
 from invoices.models import CreditNote, Invoice, InvoiceEvent
-from invoices.pdf import credit_note_pdf_bytes
 from invoices.signals import credit_note_issued, invoice_issued
 
 
@@ -71,11 +70,12 @@ def pdf_rendering_deferred() -> Iterator[None]:
 
 @shared_task(acks_late=True)
 def credit_note_render_pdf(credit_note_id: int, force: bool = False) -> str:
-    """Render a credit note's PDF once and store it (its content never changes)."""
+    """Render a credit note's PDF once and store it (its content never changes):
+    Factur-X when the credit note can be an e-invoice, the plain PDF otherwise."""
     note = CreditNote.objects.select_related("invoice", "account").get(pk=credit_note_id)
     if note.pdf and not force:
         return note.pdf.name or ""
-    content = credit_note_pdf_bytes(note)
+    content = credit_note_stored_pdf_bytes(note)
     note.pdf.save(f"{note.number}.pdf", ContentFile(content), save=False)
     CreditNote.objects.filter(pk=note.pk).update(pdf=note.pdf.name)
     return note.pdf.name or ""

@@ -129,11 +129,23 @@ def build(document: EInvoiceDocument) -> bytes:
     terms = _sub(settlement, "ram:SpecifiedTradePaymentTerms")
     if document.payment_terms:
         _sub(terms, "ram:Description", document.payment_terms)
-    _date(terms, "ram:DueDateDateTime", document.due_on)
+    if document.due_on is not None:
+        _date(terms, "ram:DueDateDateTime", document.due_on)
     totals = _sub(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
     _sub(totals, "ram:LineTotalAmount", amount_text(document.net))
     _sub(totals, "ram:TaxBasisTotalAmount", amount_text(document.net))
     _sub(totals, "ram:TaxTotalAmount", amount_text(document.vat), currencyID=currency)
     _sub(totals, "ram:GrandTotalAmount", amount_text(document.total))
     _sub(totals, "ram:DuePayableAmount", amount_text(document.due))
+    if document.preceding_number:
+        referenced = _sub(settlement, "ram:InvoiceReferencedDocument")
+        _sub(referenced, "ram:IssuerAssignedID", document.preceding_number)
+        if document.preceding_issued_on is not None:
+            issued = _sub(referenced, "ram:FormattedIssueDateTime")
+            _sub(
+                issued,
+                "qdt:DateTimeString",
+                document.preceding_issued_on.strftime("%Y%m%d"),
+                format="102",
+            )
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -9,9 +9,10 @@ from decimal import Decimal
 
 from billing.lib.money import quantize
 from invoices import tax
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 
 INVOICE = "380"  # UNTDID 1001: commercial invoice
+CREDIT_NOTE = "381"  # UNTDID 1001: credit note
 # UNTDID 4461 payment means: SEPA credit transfer for euros, a credit transfer otherwise.
 SEPA_CREDIT_TRANSFER = "58"
 CREDIT_TRANSFER = "30"
@@ -25,7 +26,7 @@ UNIT_ONE = "C62"  # UN/ECE Recommendation 20: "one"
 
 
 class EInvoiceUnavailable(Exception):
-    """The invoice can't be an e-invoice (a draft, or parties without country codes)."""
+    """The document can't be an e-invoice (a draft, or parties without country codes)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class EInvoiceDocument:
     number: str
     type_code: str
     issued_on: dt.date
-    due_on: dt.date
+    due_on: dt.date | None  # None for a credit note: nothing falls due
     period_start: dt.date
     period_end: dt.date
     currency: str
@@ -92,6 +93,13 @@ class EInvoiceDocument:
     notes: list[str] = field(default_factory=list)
     payment: PaymentMeans | None = None
     payment_terms: str = ""
+    # A credit note's invoice (BG-3): its number and issue date.
+    preceding_number: str = ""
+    preceding_issued_on: dt.date | None = None
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.type_code == CREDIT_NOTE
 
 
 def _party(
@@ -113,37 +121,48 @@ def _party(
     )
 
 
-def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
-    if not invoice.is_issued or not invoice.friendly_id:
-        raise EInvoiceUnavailable("A draft is not an invoice yet: issue it first.")
+def _require_country_codes(invoice: Invoice) -> None:
     if not (invoice.seller_country_code and invoice.buyer_country_code):
         raise EInvoiceUnavailable(
             "The e-invoice needs the seller's and the buyer's country codes, "
             "frozen when the invoice is issued."
         )
+
+
+def _parties(
+    seller_details: dict, buyer_details: dict, invoice: Invoice, category: str
+) -> tuple[Party, Party]:
+    # Category O forbids every VAT id (BR-O-2): the seller is then identified
+    # by its number as a plain seller identifier (BT-29), which BR-CO-26 asks for.
+    show_vat_ids = category != tax.Category.OUTSIDE_SCOPE
+    seller = _party(
+        seller_details,
+        invoice.seller_country_code,
+        seller_details.get("vat_id", ""),
+        show_vat_id=show_vat_ids,
+        identified=True,
+    )
+    buyer = _party(
+        buyer_details,
+        invoice.buyer_country_code,
+        buyer_details.get("vat_code", ""),
+        show_vat_id=show_vat_ids,
+        identified=False,
+    )
+    return seller, buyer
+
+
+def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
+    if not invoice.is_issued or not invoice.friendly_id:
+        raise EInvoiceUnavailable("A draft is not an invoice yet: issue it first.")
+    _require_country_codes(invoice)
     # An issued invoice has both dates.
     assert invoice.issued_on is not None and invoice.due_on is not None
     currency = invoice.currency
     category = invoice.vat_category
     takes_rate = category != tax.Category.OUTSIDE_SCOPE
     rate = (invoice.vat_rate or Decimal(0)) if takes_rate else None
-    # Category O forbids every VAT id (BR-O-2): the seller is then identified
-    # by its number as a plain seller identifier (BT-29), which BR-CO-26 asks for.
-    show_vat_ids = category != tax.Category.OUTSIDE_SCOPE
-    seller = _party(
-        invoice.seller_details,
-        invoice.seller_country_code,
-        invoice.seller_details.get("vat_id", ""),
-        show_vat_id=show_vat_ids,
-        identified=True,
-    )
-    buyer = _party(
-        invoice.buyer_details,
-        invoice.buyer_country_code,
-        invoice.buyer_details.get("vat_code", ""),
-        show_vat_id=show_vat_ids,
-        identified=False,
-    )
+    seller, buyer = _parties(invoice.seller_details, invoice.buyer_details, invoice, category)
     lines = [
         Line(
             position=index,
@@ -200,6 +219,71 @@ def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
         notes=notes,
         payment=payment,
         payment_terms=f"Payment due by {invoice.due_on.isoformat()}",
+    )
+
+
+def credit_note_document(note: CreditNote) -> EInvoiceDocument:
+    """A credit note (381) from its frozen data: its lines, the invoice's rate,
+    treatment and parties, and a reference to the invoice it credits."""
+    invoice = note.invoice
+    if not invoice.friendly_id or invoice.issued_on is None:
+        raise EInvoiceUnavailable("The credited invoice was never issued.")
+    _require_country_codes(invoice)
+    currency = note.currency
+    category = note.tax_category or tax.category_of(note.vat_rate)
+    takes_rate = category != tax.Category.OUTSIDE_SCOPE
+    rate = (note.vat_rate or Decimal(0)) if takes_rate else None
+    seller, buyer = _parties(note.seller_details, note.buyer_details, invoice, category)
+    lines = [
+        Line(
+            position=index,
+            name=line.name,
+            description=line.line_item.description if line.line_item is not None else "",
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            net=quantize(line.cost, currency),
+            category=category,
+            rate=rate,
+        )
+        for index, line in enumerate(note.lines.select_related("line_item"), start=1)
+    ]
+    net = quantize(note.cost_without_vat, currency)
+    vat = quantize(note.vat_amount, currency)
+    exempt = category != tax.Category.STANDARD
+    breakdown = [
+        TaxRow(
+            category=category,
+            rate=rate,
+            taxable=net,
+            vat=vat,
+            exemption_reason=note.tax_exemption_reason if exempt else "",
+            exemption_code=EXEMPTION_CODES.get(category, ""),
+        )
+    ]
+    total = quantize(note.cost, currency)
+    notes = [note.reason]
+    if note.tax_mention:
+        notes.append(note.tax_mention)
+    return EInvoiceDocument(
+        number=note.number,
+        type_code=CREDIT_NOTE,
+        issued_on=note.issued_on,
+        due_on=None,
+        period_start=invoice.period,
+        period_end=invoice.period_end,
+        currency=currency,
+        seller=seller,
+        buyer=buyer,
+        lines=lines,
+        breakdown=breakdown,
+        net=net,
+        vat=vat,
+        total=total,
+        due=total,
+        notes=notes,
+        payment_terms=f"Credit on invoice {invoice.friendly_id}",
+        preceding_number=invoice.friendly_id,
+        preceding_issued_on=invoice.issued_on,
     )
 
 

@@ -1,4 +1,4 @@
-"""The Factur-X PDF: the invoice PDF as PDF/A-3b with its CII XML embedded.
+"""The Factur-X PDF: the invoice (credit note) PDF as PDF/A-3b with its CII XML embedded.
 
 WeasyPrint writes the PDF/A-3b; the `factur-x` package checks the XML against
 the Factur-X XSD, embeds it as `factur-x.xml` and writes the XMP metadata that
@@ -11,8 +11,12 @@ import logging
 
 from billing.lib.pdf import html_to_pdf
 from invoices.einvoice import cii
-from invoices.einvoice.document import EInvoiceUnavailable, einvoice_document
-from invoices.models import Invoice
+from invoices.einvoice.document import (
+    EInvoiceUnavailable,
+    credit_note_document,
+    einvoice_document,
+)
+from invoices.models import CreditNote, Invoice
 
 logger = logging.getLogger(__name__)
 # The package logs every step at INFO; only its warnings are worth a log line here.
@@ -21,15 +25,10 @@ logging.getLogger("factur-x").setLevel(logging.WARNING)
 FACTURX_FILENAME = "factur-x.xml"
 
 
-def facturx_pdf(invoice: Invoice) -> bytes:
-    """The Factur-X PDF of an issued invoice; raises EInvoiceUnavailable for a draft."""
+def _embed(html: str, xml: bytes, seller: str, kind: str, number: str, issued_on) -> bytes:
     from facturx import generate_from_binary
 
-    from invoices.pdf import invoice_pdf_html
-
-    xml = cii.build(einvoice_document(invoice))
-    pdf = html_to_pdf(invoice_pdf_html(invoice), pdf_variant="pdf/a-3b")
-    seller = invoice.seller_details.get("name", "")
+    pdf = html_to_pdf(html, pdf_variant="pdf/a-3b")
     return generate_from_binary(
         pdf,
         xml,
@@ -39,11 +38,38 @@ def facturx_pdf(invoice: Invoice) -> bytes:
         check_schematron=False,  # the package's check calls a remote server
         pdf_metadata={
             "author": seller,
-            "keywords": "Factur-X, Invoice",
-            "title": f"{seller}: Invoice {invoice.friendly_id}",
-            "subject": f"Factur-X invoice {invoice.friendly_id} dated {invoice.issued_on}",
+            "keywords": f"Factur-X, {kind}",
+            "title": f"{seller}: {kind} {number}",
+            "subject": f"Factur-X {kind.lower()} {number} dated {issued_on}",
         },
         lang="en",
+    )
+
+
+def facturx_pdf(invoice: Invoice) -> bytes:
+    """The Factur-X PDF of an issued invoice; raises EInvoiceUnavailable for a draft."""
+    from invoices.pdf import invoice_pdf_html
+
+    xml = cii.build(einvoice_document(invoice))
+    seller = invoice.seller_details.get("name", "")
+    return _embed(
+        invoice_pdf_html(invoice),
+        xml,
+        seller,
+        "Invoice",
+        invoice.friendly_id or "",
+        invoice.issued_on,
+    )
+
+
+def credit_note_facturx_pdf(note: CreditNote) -> bytes:
+    """The Factur-X PDF of a credit note (CII TypeCode 381, referring to its invoice)."""
+    from invoices.pdf import credit_note_pdf_html
+
+    xml = cii.build(credit_note_document(note))
+    seller = note.seller_details.get("name", "")
+    return _embed(
+        credit_note_pdf_html(note), xml, seller, "Credit note", note.number, note.issued_on
     )
 
 
@@ -64,3 +90,16 @@ def issued_pdf_bytes(invoice: Invoice) -> bytes:
         # document and leave the failure (an XSD refusal, say) in the log.
         logger.exception("invoice %s: Factur-X failed; storing the plain PDF", invoice.pk)
     return invoice_pdf_bytes(invoice)
+
+
+def credit_note_stored_pdf_bytes(note: CreditNote) -> bytes:
+    """The PDF stored for a credit note: Factur-X when it can be an e-invoice, else plain."""
+    from invoices.pdf import credit_note_pdf_bytes as plain_pdf_bytes
+
+    try:
+        return credit_note_facturx_pdf(note)
+    except EInvoiceUnavailable as exc:
+        logger.info("credit note %s: plain PDF, no Factur-X (%s)", note.pk, exc)
+    except Exception:
+        logger.exception("credit note %s: Factur-X failed; storing the plain PDF", note.pk)
+    return plain_pdf_bytes(note)

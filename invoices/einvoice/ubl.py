@@ -1,6 +1,8 @@
-"""OASIS UBL 2.1 invoice, Peppol BIS Billing 3.0 customization of EN 16931.
+"""OASIS UBL 2.1 invoice or credit note, Peppol BIS Billing 3.0 customization of EN 16931.
 
-Element order follows the UBL schema's sequences.
+Element order follows the UBL schema's sequences. A credit note is its own
+document type (root `CreditNote`, `CreditNoteLine` with `CreditedQuantity`),
+has no due date and refers to the invoice it credits (`BillingReference`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from lxml import etree
 from invoices.einvoice.document import EInvoiceDocument, Party, amount_text, decimal_text, xml_text
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 NSMAP = {None: INVOICE_NS, "cac": CAC, "cbc": CBC}
@@ -68,19 +71,31 @@ def build(document: EInvoiceDocument) -> bytes:
     def money(parent: etree._Element, tag: str, amount: Decimal) -> None:
         _sub(parent, tag, amount_text(amount), currencyID=currency)
 
-    root = etree.Element(f"{{{INVOICE_NS}}}Invoice", nsmap=NSMAP)
+    credit = document.is_credit_note
+    if credit:
+        root = etree.Element(
+            f"{{{CREDIT_NOTE_NS}}}CreditNote", nsmap={**NSMAP, None: CREDIT_NOTE_NS}
+        )
+    else:
+        root = etree.Element(f"{{{INVOICE_NS}}}Invoice", nsmap=NSMAP)
     _sub(root, "cbc:CustomizationID", CUSTOMIZATION_ID)
     _sub(root, "cbc:ProfileID", PROFILE_ID)
     _sub(root, "cbc:ID", document.number)
     _sub(root, "cbc:IssueDate", document.issued_on.isoformat())
-    _sub(root, "cbc:DueDate", document.due_on.isoformat())
-    _sub(root, "cbc:InvoiceTypeCode", document.type_code)
+    if document.due_on is not None and not credit:
+        _sub(root, "cbc:DueDate", document.due_on.isoformat())
+    _sub(root, "cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode", document.type_code)
     for note in document.notes:
         _sub(root, "cbc:Note", note)
     _sub(root, "cbc:DocumentCurrencyCode", currency)
     period = _sub(root, "cac:InvoicePeriod")
     _sub(period, "cbc:StartDate", document.period_start.isoformat())
     _sub(period, "cbc:EndDate", document.period_end.isoformat())
+    if document.preceding_number:
+        reference = _sub(_sub(root, "cac:BillingReference"), "cac:InvoiceDocumentReference")
+        _sub(reference, "cbc:ID", document.preceding_number)
+        if document.preceding_issued_on is not None:
+            _sub(reference, "cbc:IssueDate", document.preceding_issued_on.isoformat())
     _party(root, "cac:AccountingSupplierParty", document.seller)
     _party(root, "cac:AccountingCustomerParty", document.buyer)
     if document.payment is not None:
@@ -117,9 +132,10 @@ def build(document: EInvoiceDocument) -> bytes:
     money(totals, "cbc:PayableAmount", document.due)
 
     for line in document.lines:
-        element = _sub(root, "cac:InvoiceLine")
+        element = _sub(root, "cac:CreditNoteLine" if credit else "cac:InvoiceLine")
         _sub(element, "cbc:ID", str(line.position))
-        _sub(element, "cbc:InvoicedQuantity", decimal_text(line.quantity), unitCode="C62")
+        quantity = "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity"
+        _sub(element, quantity, decimal_text(line.quantity), unitCode="C62")
         money(element, "cbc:LineExtensionAmount", line.net)
         item = _sub(element, "cac:Item")
         if line.description:

@@ -604,3 +604,9 @@ class CreditNoteViewSet(V1APIMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[CreditNote]:
         return selectors.credit_note_list_with_details(request_api_key(self.request))
+
+    @extend_schema(**einvoice_api.CREDIT_NOTE_SCHEMA)
+    @action(detail=True, methods=["get"], renderer_classes=einvoice_api.RENDERERS)
+    def einvoice(self, request, *args, **kwargs):
+        syntax = request.query_params.get("syntax", "ubl")
+        return einvoice_api.credit_note_einvoice_response(self.get_object(), syntax)
