@@ -189,14 +189,16 @@ def load(connection, n: dict[str, int]) -> None:
             INSERT INTO accounts_account (id, org_name, billing_email, address_line1, address_line2, city,
                 address_state, zip, country, phone, vat_code, vat_rate, currency, payment_terms_days,
                 payment_method, card_token, card_brand, card_last4, card_exp_month, card_exp_year, state,
-                deleted_at, created_at, updated_at)
+                deleted_at, created_at, updated_at, country_code, is_business, tax_exempt,
+                tax_exempt_reason)
             SELECT a, 'Customer ' || a, 'billing' || a || '@example.test', a || ' Main Street', '',
                 'City ' || (a % 100), '', lpad((a % 99999)::text, 5, '0'), 'US', '',
                 CASE WHEN a % 3 = 0 THEN 'EU' || a ELSE '' END,
                 CASE WHEN a % 3 = 0 THEN 21.00 END,
                 CASE WHEN a % 3 = 0 THEN 'EUR' ELSE 'USD' END, 30, 'credit_card',
                 CASE WHEN a % 17 = 0 THEN 'tok_chargeDeclined' ELSE 'tok_visa' END,
-                'Visa', '4242', 12, 2030, 'active', NULL, now() - interval '3 years', now()
+                'Visa', '4242', 12, 2030, 'active', NULL, now() - interval '3 years', now(),
+                'US', true, false, ''
             FROM generate_series(1, $accounts) AS a
             """,
             accounts=accounts,
@@ -209,7 +211,9 @@ def load(connection, n: dict[str, int]) -> None:
             INSERT INTO invoices_invoice (id, account_id, period, state, friendly_id, creation_type, currency,
                 vat_rate, vat_code, cost_without_vat, vat_amount, cost, issued_on, due_on, paid_at,
                 finalized_at, cancelled_at, buyer_details, seller_details, charge_attempts,
-                last_charge_attempt_at, pdf, created_at, updated_at)
+                last_charge_attempt_at, pdf, created_at, updated_at, buyer_country_code,
+                seller_country_code, tax_category, tax_exemption_reason, tax_mention, tax_treatment,
+                amount_credited, amount_paid, credit_applied)
             SELECT i, acc, period, st,
                 CASE WHEN st = 'open' THEN NULL
                      ELSE to_char(period, 'YYYY-MM') || '-' || lpad(((i - 1) / 24 + 1)::text, 8, '0') END,
@@ -225,7 +229,12 @@ def load(connection, n: dict[str, int]) -> None:
                 CASE WHEN issued THEN jsonb_build_object('id', acc, 'org_name', 'Customer ' || acc) ELSE '{}'::jsonb END,
                 CASE WHEN issued THEN '{"id": 1, "name": "Bench Seller"}'::jsonb ELSE '{}'::jsonb END,
                 CASE WHEN st = 'failed' THEN 3 WHEN st = 'unpaid' THEN 1 ELSE 0 END,
-                NULL, '', period + interval '1 day' + (i % 86400) * interval '1 second', now()
+                NULL, '', period + interval '1 day' + (i % 86400) * interval '1 second', now(),
+                '', '', '', '', '', '', 0,
+                CASE WHEN st = 'paid'
+                     THEN net + CASE WHEN acc % 3 = 0 THEN round(net * 0.21, 2) ELSE 0 END
+                     ELSE 0 END,
+                0
             FROM (
                 SELECT i, 1 + (i % $accounts) AS acc,
                     ($first_month::date + ((i % 24) * interval '1 month'))::date AS period,
