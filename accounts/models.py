@@ -230,6 +230,26 @@ class Seller(models.Model):
     phone = models.CharField(max_length=64, blank=True)
     email = models.EmailField(blank=True)
     vat_id = models.CharField("VAT id", max_length=64, blank=True)
+    # Registration details, printed in the footer of every document and given in
+    # the e-invoices: the legal registration id (EN 16931 BT-30), the registered
+    # office, and the legal form and share capital some countries require (BT-33).
+    registration_id = models.CharField(
+        "company registration number",
+        max_length=64,
+        blank=True,
+        help_text="The legal registration id: e.g. the Registro Mercantil entry, the SIREN, "
+        "the Handelsregister number (HRB ...), the Companies House number.",
+    )
+    registered_office = models.CharField(
+        max_length=255, blank=True, help_text="The registered office's address, on one line."
+    )
+    legal_form = models.CharField(
+        max_length=64, blank=True, help_text="e.g. S.L., SAS, GmbH, Ltd."
+    )
+    share_capital = models.CharField(
+        max_length=64, blank=True, help_text="As printed, e.g. 3,000.00 EUR (required in FR)."
+    )
+    # The account for currencies without one of their own (SellerBankAccount).
     bank_name = models.CharField(max_length=255, blank=True)
     bank_account_holder = models.CharField(max_length=255, blank=True)
     iban = models.CharField("IBAN", max_length=64, blank=True)
@@ -249,6 +269,26 @@ class Seller(models.Model):
     def clean(self) -> None:
         super().clean()
         _clean_vat_id(self, "vat_id")
+        _clean_bank_ids(self)
+
+    def bank_details(self, currency: str | None) -> dict[str, str]:
+        """The account invoices in `currency` are paid to: its own, else the default one."""
+        account = None
+        if currency:
+            account = self.bank_accounts.filter(currency=currency).first()
+        if account is not None:
+            return {
+                "bank_name": account.bank_name,
+                "bank_account_holder": account.account_holder,
+                "iban": account.iban,
+                "bic": account.bic,
+            }
+        return {
+            "bank_name": self.bank_name,
+            "bank_account_holder": self.bank_account_holder,
+            "iban": self.iban,
+            "bic": self.bic,
+        }
 
     @property
     def address(self) -> str:
@@ -258,6 +298,56 @@ class Seller(models.Model):
     def load(cls) -> Seller:
         seller, _ = cls.objects.get_or_create(id=1)
         return seller
+
+
+def _clean_bank_ids(instance: Seller | SellerBankAccount) -> None:
+    """Check an IBAN and a BIC (offline, python-stdnum) and store them compact."""
+    from stdnum import bic as stdnum_bic
+    from stdnum import iban as stdnum_iban
+    from stdnum.exceptions import ValidationError as InvalidNumber
+
+    errors = {}
+    if instance.iban:
+        try:
+            instance.iban = stdnum_iban.validate(instance.iban)
+        except InvalidNumber:
+            errors["iban"] = "Not a valid IBAN (check the country code and check digits)."
+    if instance.bic:
+        try:
+            instance.bic = stdnum_bic.validate(instance.bic)
+        except InvalidNumber:
+            errors["bic"] = "Not a valid BIC (8 or 11 letters and digits)."
+    if errors:
+        raise ValidationError(errors)
+
+
+class SellerBankAccount(models.Model):
+    """The seller's bank account for one currency: invoices in that currency print it
+    and give it as their e-invoice's payment means (credit transfer)."""
+
+    seller = models.ForeignKey(Seller, on_delete=models.CASCADE, related_name="bank_accounts")
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    bank_name = models.CharField(max_length=255, blank=True)
+    account_holder = models.CharField(max_length=255, blank=True)
+    iban = models.CharField("IBAN", max_length=64)
+    bic = models.CharField("BIC / SWIFT", max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seller", "currency"], name="seller_bank_account_one_per_currency"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency}: {self.iban}"
+
+    def clean(self) -> None:
+        super().clean()
+        _clean_bank_ids(self)
 
 
 class ApiKey(models.Model):

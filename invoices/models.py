@@ -46,8 +46,19 @@ def buyer_details(account: Account) -> dict:
     }
 
 
-def seller_details(seller: Seller) -> dict:
-    """The seller block of an invoice, from the live seller profile (frozen at issue)."""
+def seller_details(seller: Seller, *, currency: str | None = None) -> dict:
+    """The seller block of an invoice, from the live seller profile (frozen at issue):
+    with `currency`, the bank account of that currency (else the default one)."""
+    bank = (
+        seller.bank_details(currency)
+        if currency
+        else {
+            "bank_name": seller.bank_name,
+            "bank_account_holder": seller.bank_account_holder,
+            "iban": seller.iban,
+            "bic": seller.bic,
+        }
+    )
     return {
         "id": seller.pk,
         "name": seller.name,
@@ -60,11 +71,28 @@ def seller_details(seller: Seller) -> dict:
         "phone": seller.phone,
         "email": seller.email,
         "vat_id": seller.vat_id,
-        "bank_name": seller.bank_name,
-        "bank_account_holder": seller.bank_account_holder,
-        "iban": seller.iban,
-        "bic": seller.bic,
+        "registration_id": seller.registration_id,
+        "registered_office": seller.registered_office,
+        "legal_form": seller.legal_form,
+        "share_capital": seller.share_capital,
+        **bank,
     }
+
+
+def line_vat_category_field() -> models.CharField:
+    return models.CharField(
+        "VAT category", max_length=2, choices=tax.Category.choices, null=True, blank=True
+    )
+
+
+def line_vat_rate_field() -> models.DecimalField:
+    return models.DecimalField(
+        "VAT rate",
+        max_digits=5,
+        decimal_places=tax.VAT_RATE_DECIMAL_PLACES,
+        null=True,
+        blank=True,
+    )
 
 
 class InvoiceQuerySet(models.QuerySet):
@@ -311,10 +339,21 @@ class Invoice(models.Model):
         """The frozen category, or the one a draft's rate implies."""
         return self.tax_category or tax.category_of(self.vat_rate)
 
+    def line_tax(self, category: str | None, rate: Decimal | None) -> tuple[str, Decimal]:
+        """A line's (category, rate): its own, or the invoice's when it has none (a
+        draft's line, or one of an invoice issued before lines carried theirs)."""
+        if category:
+            return category, rate or ZERO
+        return self.vat_category, self.vat_rate or ZERO
+
     def vat_breakdown(self) -> list[tax.VatBreakdown]:
-        """VAT per category and rate; cost = cost_without_vat + the sum of its `vat`."""
+        """VAT per category and rate, each line at its own; cost = cost_without_vat +
+        the sum of its `vat`."""
         rows = tax.vat_breakdown(
-            ((self.vat_category, self.vat_rate, line.cost) for line in self.line_items.all()),
+            (
+                (*self.line_tax(line.vat_category, line.vat_rate), line.cost)
+                for line in self.line_items.all()
+            ),
             self.currency,
         )
         return rows or [tax.VatBreakdown(self.vat_category, self.vat_rate or ZERO, ZERO, ZERO)]
@@ -344,6 +383,10 @@ class LineItem(models.Model):
     contract_type = models.CharField(max_length=64, blank=True)
     # Where the line came from, e.g. "usage:EC2:us-west-1" for a billing-run line.
     source = models.CharField(max_length=255, blank=True)
+    # The line's own EN 16931 VAT category and rate; null: the invoice's treatment.
+    # Issuing writes the invoice's on every line that has none (frozen).
+    vat_category = line_vat_category_field()
+    vat_rate = line_vat_rate_field()
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -352,6 +395,14 @@ class LineItem(models.Model):
         constraints = [
             models.CheckConstraint(
                 name="lineitem_type_valid", condition=Q(type__in=["manual", "plan_fee", "usage"])
+            ),
+            models.CheckConstraint(
+                name="lineitem_vat_rate_range",
+                condition=Q(vat_rate__isnull=True) | Q(vat_rate__gte=0, vat_rate__lte=100),
+            ),
+            models.CheckConstraint(
+                name="lineitem_vat_category_valid",
+                condition=Q(vat_category__isnull=True) | Q(vat_category__in=tax.Category.values),
             ),
             models.UniqueConstraint(
                 fields=["invoice", "source"],
@@ -515,6 +566,10 @@ class CreditNote(models.Model):
     amount_to_balance = amount_field(default=Decimal("0"))
     buyer_details = models.JSONField(default=dict, blank=True)
     seller_details = models.JSONField(default=dict, blank=True)
+    # Its VAT breakdown, one row per category and rate, as credited:
+    # [{"category", "rate", "taxable", "vat"}] with decimal strings. Empty on notes
+    # made before: their one row is (tax_category, vat_rate, net, VAT).
+    vat_breakdown_rows = models.JSONField(default=list, blank=True)
     pdf = models.FileField(upload_to="credit_notes/%Y/%m/", blank=True)
     actor = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -551,6 +606,31 @@ class CreditNote(models.Model):
     def __str__(self) -> str:
         return self.number
 
+    @property
+    def vat_category(self) -> str:
+        return self.tax_category or tax.category_of(self.vat_rate)
+
+    def vat_breakdown(self) -> list[tax.VatBreakdown]:
+        """VAT per category and rate as credited; cost = cost_without_vat + the sum of its
+        `vat` (the note crediting the rest of a group takes exactly its VAT left)."""
+        if not self.vat_breakdown_rows:
+            return [
+                tax.VatBreakdown(
+                    self.vat_category, self.vat_rate or ZERO, self.cost_without_vat, self.vat_amount
+                )
+            ]
+        return [
+            tax.VatBreakdown(
+                row["category"], Decimal(row["rate"]), Decimal(row["taxable"]), Decimal(row["vat"])
+            )
+            for row in self.vat_breakdown_rows
+        ]
+
+    def line_tax(self, line: CreditNoteLine) -> tuple[str, Decimal]:
+        if line.vat_category:
+            return line.vat_category, line.vat_rate or ZERO
+        return self.vat_category, self.vat_rate or ZERO
+
 
 class CreditNoteLine(models.Model):
     """A credited line: `quantity` of one invoice line at its unit price, or (for a
@@ -566,6 +646,10 @@ class CreditNoteLine(models.Model):
     )
     unit_price = models.DecimalField(max_digits=28, decimal_places=UNIT_PRICE_DECIMAL_PLACES)
     cost = amount_field()
+    # The credited line's category and rate (its invoice line's, frozen); null on
+    # the lines of notes made before lines carried their own.
+    vat_category = line_vat_category_field()
+    vat_rate = line_vat_rate_field()
 
     class Meta:
         ordering = ["id"]

@@ -137,16 +137,42 @@ def _refresh_totals(invoice: Invoice) -> None:
     per-line maximum would otherwise overflow the invoice's numeric(18,4)
     columns. Callers are atomic, so the refusal leaves nothing written.
     """
-    total = invoice.line_items.aggregate(total=Sum("cost"))["total"] or ZERO
-    if not isinstance(total, Decimal):  # SQLite may hand back a float or an int
-        total = Decimal(str(total))
+    groups = [
+        (category, rate, _decimal(total))
+        for category, rate, total in invoice.line_items.values_list("vat_category", "vat_rate")
+        .annotate(total=Sum("cost"))
+        .order_by()
+    ]
+    total = sum((cost for *_, cost in groups), ZERO)
     if total > MAX_AMOUNT:
         raise InvoiceValidationError(
             f"the invoice's lines must add up to at most {MAX_AMOUNT}", field="cost"
         )
-    invoice.cost_without_vat = quantize(total, invoice.currency)
-    invoice.vat_amount = vat_amount(invoice.cost_without_vat, invoice.vat_rate, invoice.currency)
-    invoice.cost = invoice.cost_without_vat + invoice.vat_amount
+    invoice.cost_without_vat, invoice.vat_amount, invoice.cost = _totals_of_groups(
+        invoice, groups
+    )
+
+
+def _decimal(value: Any) -> Decimal:
+    """A sum as the database hands it back (SQLite may give a float or an int)."""
+    if value is None:
+        return ZERO
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _totals_of_groups(
+    invoice: Invoice, groups: Sequence[tuple[str | None, Decimal | None, Decimal]]
+) -> tuple[Decimal, Decimal, Decimal]:
+    """(cost_without_vat, vat_amount, cost) of an invoice whose lines add up to these
+    (category, rate, cost) sums; a line without a category takes the invoice's. The
+    VAT of each category and rate is rounded once (`tax.vat_breakdown`)."""
+    rows = tax.vat_breakdown(
+        ((*invoice.line_tax(category, rate), cost) for category, rate, cost in groups),
+        invoice.currency,
+    )
+    net = quantize(sum((cost for *_, cost in groups), ZERO), invoice.currency)
+    vat = sum((row.vat for row in rows), quantize(ZERO, invoice.currency))
+    return net, vat, net + vat
 
 
 def invoice_totals(
@@ -358,6 +384,9 @@ class NewLine:
     unit_price: Decimal
     quantity: Decimal = Decimal("1")
     description: str = ""
+    # The line's own VAT category and rate (None: the invoice's treatment).
+    vat_category: str | None = None
+    vat_rate: Decimal | None = None
 
 
 # --- creation and editing ------------------------------------------------------
@@ -421,6 +450,8 @@ def _add_lines_locked(
                 description=line.description,
                 quantity=line.quantity,
                 unit_price=line.unit_price,
+                vat_category=line.vat_category,
+                vat_rate=line.vat_rate,
                 actor=actor,
                 now=now,
             )
@@ -515,6 +546,8 @@ def _line_item_add_locked(
     quantity: Decimal = Decimal("1"),
     unit_price: Decimal | None = None,
     cost: Decimal | None = None,
+    vat_category: str | None = None,
+    vat_rate: Decimal | None = None,
     actor: str,
     now: dt.datetime,
     **fields: Any,
@@ -525,6 +558,7 @@ def _line_item_add_locked(
         raise InvoiceLocked("Invalid invoice state")
     _validate_line_name(name)
     _apply_live_terms(invoice, invoice.account)
+    vat_category, vat_rate = _line_tax_checked(invoice, vat_category, vat_rate)
     if unit_price is None:
         if cost is None:
             raise InvoiceValidationError("give a unit price or a cost", field="cost")
@@ -554,6 +588,8 @@ def _line_item_add_locked(
         quantity=quantity,
         unit_price=unit_price,
         cost=stored_cost,
+        vat_category=vat_category,
+        vat_rate=vat_rate,
         created_at=now,
         **fields,
     )
@@ -584,6 +620,8 @@ def line_item_add(
     plan_id: int | None = None,
     contract_id: int | None = None,
     contract_type: str = "",
+    vat_category: str | None = None,
+    vat_rate: Decimal | None = None,
     actor: str,
     now: dt.datetime | None = None,
 ) -> LineItem:
@@ -608,8 +646,69 @@ def line_item_add(
         plan_id=plan_id,
         contract_id=contract_id,
         contract_type=contract_type,
+        vat_category=vat_category,
+        vat_rate=vat_rate,
         actor=actor,
         now=now,
+    )
+
+
+def _line_tax_checked(
+    invoice: Invoice, category: str | None, rate: Decimal | None
+) -> tuple[str | None, Decimal | None]:
+    """A new line's own VAT category and rate, checked on their own and against the
+    treatment issuing would apply now (issuing checks again, `_freeze_line_taxes`)."""
+    try:
+        category, rate = tax.line_tax_validate(category, rate)
+    except tax.LineTaxError as exc:
+        raise InvoiceValidationError(exc.message, field=exc.field) from None
+    if category is None:
+        return None, None
+    account, seller = invoice.account, Seller.load()
+    treatment = tax.account_treatment(account, seller)
+    problem = tax.line_category_problem(
+        category,
+        seller_vat_id=seller.vat_id,
+        seller_country=seller.country_code,
+        buyer_vat_id=account.vat_code,
+        buyer_country=account.country_code,
+    )
+    if not problem:
+        present = {
+            treatment.category if other is None else other
+            for other in invoice.line_items.values_list("vat_category", flat=True).distinct()
+        }
+        problem = tax.mixing_problem({category, *present})
+    if problem:
+        raise InvoiceValidationError(problem, field="vat_category")
+    return category, rate
+
+
+def _freeze_line_taxes(invoice: Invoice, seller: Seller) -> None:
+    """At issue, after the treatment is frozen: check every line's category against
+    the parties and the others, then write the invoice's on the lines without one."""
+    account = invoice.account
+    categories = {
+        invoice.line_tax(category, None)[0]
+        for category in invoice.line_items.values_list("vat_category", flat=True).distinct()
+    }
+    for category in sorted(categories - {invoice.vat_category}):
+        problem = tax.line_category_problem(
+            category,
+            seller_vat_id=seller.vat_id,
+            seller_country=seller.country_code,
+            buyer_vat_id=account.vat_code,
+            buyer_country=account.country_code,
+        )
+        if problem:
+            raise InvoiceValidationError(problem, field="line_items")
+    problem = tax.mixing_problem(categories)
+    if problem:
+        raise InvoiceValidationError(
+            f"{problem}; the customer's treatment is {invoice.vat_category}", field="line_items"
+        )
+    invoice.line_items.filter(vat_category__isnull=True).update(
+        vat_category=invoice.vat_category, vat_rate=invoice.vat_rate or ZERO
     )
 
 
@@ -732,7 +831,9 @@ def _enter_pending(
     if account.is_deleted:
         raise AccountNotBillable("Cannot issue an invoice of a deleted account.")
     _apply_live_terms(invoice, account)
-    tax.apply_treatment(invoice, account, Seller.load())
+    seller = Seller.load()
+    tax.apply_treatment(invoice, account, seller)
+    _freeze_line_taxes(invoice, seller)
     _refresh_totals(invoice)
     if issued_on is None:
         issued_on = now.date()
@@ -741,7 +842,7 @@ def _enter_pending(
     invoice.due_on = invoice_due_on(issued_on=issued_on, account=account, due_on=due_on)
     invoice.issued_on = issued_on
     invoice.buyer_details = buyer_details(account)
-    invoice.seller_details = seller_details(Seller.load())
+    invoice.seller_details = seller_details(seller, currency=invoice.currency)
     _assign_number(invoice, now)
     if invoice.finalized_at is None:
         invoice.finalized_at = now
@@ -1165,9 +1266,93 @@ class CreditLine:
     quantity: Decimal
 
 
-def _credit_lines_by_amount(amount: Decimal, currency: str) -> list[CreditNoteLine]:
+def _credit_lines_by_amount(
+    invoice: Invoice, amount: Decimal, left: Mapping[tuple[str, Decimal], Decimal]
+) -> list[CreditNoteLine]:
+    """One line of `amount` at the invoice's one category and rate. An invoice that
+    mixes them is credited by lines, or by an amount that is all that is left of it
+    (one line per category and rate, each what is left of it)."""
+    currency = invoice.currency
     _validate_money(amount, currency, field="amount")
-    return [CreditNoteLine(name="Credit", quantity=Decimal(1), unit_price=amount, cost=amount)]
+    groups = [(key, net) for key, net in left.items() if net > 0] or list(left.items())[:1]
+    if len(groups) == 1:
+        [((category, rate), _net)] = groups
+        return [
+            CreditNoteLine(
+                name="Credit",
+                quantity=Decimal(1),
+                unit_price=amount,
+                cost=amount,
+                vat_category=category,
+                vat_rate=rate,
+            )
+        ]
+    if amount != sum((net for _, net in groups), ZERO):
+        rates = ", ".join(f"{category} {rate.normalize():f}%" for (category, rate), _ in groups)
+        raise InvoiceValidationError(
+            f"this invoice mixes VAT rates ({rates}): credit it by lines, or credit all that "
+            "is left of it",
+            field="amount",
+        )
+    return [
+        CreditNoteLine(
+            name=f"Credit ({category} {rate.normalize():f}%)",
+            quantity=Decimal(1),
+            unit_price=net,
+            cost=net,
+            vat_category=category,
+            vat_rate=rate,
+        )
+        for (category, rate), net in groups
+    ]
+
+
+def _credited_by_group(invoice: Invoice) -> dict[tuple[str, Decimal], tuple[Decimal, Decimal]]:
+    """(net, VAT) already credited on the invoice, per category and rate."""
+    done: dict[tuple[str, Decimal], tuple[Decimal, Decimal]] = {}
+    for note in CreditNote.objects.filter(invoice=invoice).only(
+        "tax_category", "vat_rate", "cost_without_vat", "vat_amount", "vat_breakdown_rows"
+    ):
+        for row in note.vat_breakdown():
+            net, vat = done.get((row.category, row.rate), (ZERO, ZERO))
+            done[(row.category, row.rate)] = (net + row.taxable, vat + row.vat)
+    return done
+
+
+def _credit_vat(
+    invoice: Invoice, credit_lines: Sequence[CreditNoteLine], field_name: str
+) -> list[tax.VatBreakdown]:
+    """The note's VAT per category and rate: each group's net at its rate, rounded once;
+    a note that credits the rest of a group takes exactly the VAT left of it, so the
+    notes crediting a whole invoice add up to it, group by group."""
+    currency = invoice.currency
+    totals = {(row.category, row.rate): row for row in invoice.vat_breakdown()}
+    done = _credited_by_group(invoice)
+    nets: dict[tuple[str, Decimal], Decimal] = {}
+    for line in credit_lines:
+        key = (line.vat_category or "", line.vat_rate or ZERO)
+        nets[key] = nets.get(key, ZERO) + line.cost
+    rows = []
+    for (category, rate), net in sorted(nets.items()):
+        group = totals.get((category, rate))
+        done_net, done_vat = done.get((category, rate), (ZERO, ZERO))
+        net_left = (group.taxable if group else ZERO) - done_net
+        if net > net_left:
+            raise InvoiceValidationError(
+                f"must be at most {quantize(net_left, currency)} at {category} "
+                f"{rate.normalize():f}% (what is left to credit of it, without VAT)",
+                field=field_name,
+            )
+        assert group is not None  # net > 0 = net_left otherwise
+        vat = group.vat - done_vat if net == net_left else vat_amount(net, rate, currency)
+        if vat < 0:
+            raise InvoiceValidationError(
+                f"would credit more VAT at {category} {rate.normalize():f}% than the invoice "
+                "charged",
+                field=field_name,
+            )
+        rows.append(tax.VatBreakdown(category, rate, net, vat))
+    return rows
 
 
 def _credit_lines_by_line(invoice: Invoice, lines: Sequence[CreditLine]) -> list[CreditNoteLine]:
@@ -1222,6 +1407,7 @@ def _credit_lines_by_line(invoice: Invoice, lines: Sequence[CreditLine]) -> list
         )
         if cost <= 0:
             raise InvoiceValidationError("credits nothing", field=field_name)
+        category, rate = invoice.line_tax(item.vat_category, item.vat_rate)
         result.append(
             CreditNoteLine(
                 line_item=item,
@@ -1229,6 +1415,8 @@ def _credit_lines_by_line(invoice: Invoice, lines: Sequence[CreditLine]) -> list
                 quantity=quantity,
                 unit_price=item.unit_price,
                 cost=cost,
+                vat_category=category,
+                vat_rate=rate,
             )
         )
     return result
@@ -1291,22 +1479,28 @@ def credit_note_create(
             field="state",
         )
     currency = locked.currency
+    field_name = "amount" if amount is not None else "lines"
     if amount is not None:
-        credit_lines = _credit_lines_by_amount(amount, currency)
+        done = _credited_by_group(locked)
+        left = {
+            (row.category, row.rate): row.taxable
+            - done.get((row.category, row.rate), (ZERO, ZERO))[0]
+            for row in locked.vat_breakdown()
+        }
+        net_left = sum(left.values(), ZERO)
+        if amount > net_left:
+            raise InvoiceValidationError(
+                f"must be at most {quantize(net_left, currency)} (what is left to credit of "
+                "the invoice, without VAT)",
+                field=field_name,
+            )
+        credit_lines = _credit_lines_by_amount(locked, amount, left)
     else:
         credit_lines = _credit_lines_by_line(locked, lines or ())
-    net = sum((line.cost for line in credit_lines), ZERO)
-    before = CreditNote.objects.filter(invoice=locked).aggregate(net=Sum("cost_without_vat"))
-    net_left = locked.cost_without_vat - Decimal(str(before["net"] or 0))
+    breakdown = _credit_vat(locked, credit_lines, field_name)
+    net = sum((row.taxable for row in breakdown), ZERO)
+    vat = sum((row.vat for row in breakdown), ZERO)
     total_left = locked.cost - locked.amount_credited
-    field_name = "amount" if amount is not None else "lines"
-    if net > net_left:
-        raise InvoiceValidationError(
-            f"must be at most {quantize(net_left, currency)} (what is left to credit of the "
-            "invoice, without VAT)",
-            field=field_name,
-        )
-    vat = total_left - net if net == net_left else vat_amount(net, locked.vat_rate, currency)
     total = net + vat
     if total > total_left or vat < 0:
         raise InvoiceValidationError(
@@ -1373,6 +1567,11 @@ def credit_note_create(
         cost_without_vat=net,
         vat_amount=vat,
         cost=total,
+        vat_breakdown_rows=[
+            {"category": row.category, "rate": str(row.rate), "taxable": str(row.taxable),
+             "vat": str(row.vat)}
+            for row in breakdown
+        ],  # fmt: skip
         amount_due_reduced=reduced,
         amount_refunded=refunded,
         amount_to_balance=to_balance,
@@ -1599,12 +1798,17 @@ def invoices_upsert_background_lines(
     ]
 
     # Every line of the invoices being extended: (invoice, source) -> line.
+    # A line's own VAT category and rate, by (invoice, source): the specs' lines have none.
     existing: dict[int, dict[str, tuple]] = {}
+    line_taxes: dict[tuple[int, str], tuple[str | None, Decimal | None]] = {}
     for row in LineItem.objects.filter(
         invoice_id__in=[invoices[pk].pk for pk in billable if pk in invoices]
     ).values_list("invoice_id", "id", "source", "name", "description", "quantity",
-                  "unit_price", "cost"):  # fmt: skip
-        existing.setdefault(row[0], {})[row[2] or f"#{row[1]}"] = row[1:]
+                  "unit_price", "cost", "vat_category", "vat_rate"):  # fmt: skip
+        source = row[2] or f"#{row[1]}"
+        existing.setdefault(row[0], {})[source] = row[1:8]
+        if row[8] is not None:
+            line_taxes[(row[0], source)] = (row[8], row[9])
 
     # Decide everything in memory first, so a limit breached by the invoice's
     # new total refuses the account before anything is written.
@@ -1659,8 +1863,12 @@ def invoices_upsert_background_lines(
             continue
         if not is_new and not created and not updated and not stale:
             continue
-        cost_without_vat, vat, total = invoice_totals(
-            sum(costs.values(), ZERO), vat_rate=invoice.vat_rate, currency=invoice.currency
+        cost_without_vat, vat, total = _totals_of_groups(
+            invoice,
+            [
+                (*line_taxes.get((invoice.pk, source), (None, None)), cost)
+                for source, cost in costs.items()
+            ],
         )
         if cost_without_vat > MAX_AMOUNT or total > MAX_AMOUNT:
             result.rejected[pk] = f"the invoice total would exceed {MAX_AMOUNT}"

@@ -94,13 +94,43 @@ class Kind(models.TextChoices):
 
 
 class Category(models.TextChoices):
-    """EN 16931 VAT category codes (UNTDID 5305), the ones this module gives."""
+    """EN 16931 VAT category codes (UNTDID 5305) an invoice or one of its lines may carry."""
 
     STANDARD = "S", "S: standard rate"
+    ZERO_RATED = "Z", "Z: zero rated"
     REVERSE_CHARGE = "AE", "AE: reverse charge"
     EXEMPT = "E", "E: exempt"
+    INTRA_COMMUNITY = "K", "K: intra-Community supply"
     OUTSIDE_SCOPE = "O", "O: outside the scope of VAT"
     EXPORT = "G", "G: export outside the EU"
+
+
+# What a line of each non-standard category prints (the legal mention) and gives
+# as its exemption reason (EN 16931 BT-120) when the invoice's own treatment is
+# another one; a category equal to the invoice's takes the invoice's frozen
+# mention and reason. Z and S take no exemption reason (BR-Z-10, BR-S-10).
+MENTION_ZERO_RATED = "Zero-rated supply: VAT at 0%"
+MENTION_EXEMPT = "Exempt from VAT"
+MENTION_INTRA_COMMUNITY = (
+    "Intra-Community supply exempt from VAT, Article 138 Directive 2006/112/EC"
+)
+MENTION_EXPORT = "Export outside the EU exempt from VAT, Article 146 Directive 2006/112/EC"
+CATEGORY_MENTIONS: dict[str, tuple[str, str]] = {
+    # category: (printed mention, exemption reason)
+    "Z": (MENTION_ZERO_RATED, ""),
+    "E": (MENTION_EXEMPT, MENTION_EXEMPT),
+    "AE": (MENTION_REVERSE_CHARGE, "Reverse charge"),
+    "K": (MENTION_INTRA_COMMUNITY, "Intra-Community supply"),
+    "G": (MENTION_EXPORT, "Export outside the EU"),
+    "O": (MENTION_NOT_SUBJECT, MENTION_NOT_SUBJECT),
+}
+# Categories whose rate is always 0 (BR-Z-5, BR-E-5, BR-AE-5, BR-IC-5, BR-G-5; an
+# O line has no rate at all, BR-O-5, and is stored with 0).
+ZERO_RATE_CATEGORIES = frozenset({"Z", "E", "AE", "K", "G", "O"})
+# Categories that name the buyer's VAT id on the document (BR-AE-2, BR-IC-2).
+BUYER_VAT_ID_CATEGORIES = frozenset({"AE", "K"})
+VAT_RATE_DECIMAL_PLACES = 2
+MAX_VAT_RATE = Decimal(100)
 
 
 @dataclass(frozen=True)
@@ -234,3 +264,90 @@ def vat_breakdown(
         taxable = quantize(total, currency)
         rows.append(VatBreakdown(category, rate, taxable, vat_amount(taxable, rate, currency)))
     return rows
+
+
+# --- per-line categories ----------------------------------------------------------
+
+
+class LineTaxError(ValueError):
+    """A line's VAT category or rate that can't be: `field` names it."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def line_tax_validate(
+    category: str | None, rate: Decimal | None
+) -> tuple[str | None, Decimal | None]:
+    """The (category, rate) a line is given, checked on its own: (None, None) means
+    "the invoice's treatment"; a zero-rated category without a rate gets 0."""
+    if category is None or category == "":
+        if rate is not None:
+            raise LineTaxError("give vat_category with vat_rate", "vat_rate")
+        return None, None
+    if category not in Category.values:
+        raise LineTaxError(f"must be one of {', '.join(Category.values)}", "vat_category")
+    if rate is not None:
+        if not isinstance(rate, Decimal) or not rate.is_finite():
+            raise LineTaxError("must be a number", "vat_rate")
+        if rate < 0 or rate > MAX_VAT_RATE:
+            raise LineTaxError(f"must be between 0 and {MAX_VAT_RATE}", "vat_rate")
+        if rate != rate.quantize(Decimal(1).scaleb(-VAT_RATE_DECIMAL_PLACES)):
+            raise LineTaxError(
+                f"must have at most {VAT_RATE_DECIMAL_PLACES} decimal places", "vat_rate"
+            )
+    if category in ZERO_RATE_CATEGORIES:
+        if rate:
+            raise LineTaxError(f"must be 0 (or omitted) for category {category}", "vat_rate")
+        return category, ZERO
+    if rate is None or rate <= 0:
+        raise LineTaxError("a standard-rated (S) line needs a rate above 0", "vat_rate")
+    return category, rate
+
+
+def line_category_problem(
+    category: str,
+    *,
+    seller_vat_id: str,
+    seller_country: str,
+    buyer_vat_id: str,
+    buyer_country: str,
+) -> str:
+    """Why the parties can't carry a line of `category` (EN 16931's BR-x-2 rules), or ""."""
+    if category == Category.OUTSIDE_SCOPE:
+        return ""
+    if not seller_vat_id:
+        return f"category {category} needs the seller's VAT id (seller profile)"
+    if category in BUYER_VAT_ID_CATEGORIES and not buyer_vat_id:
+        return f"category {category} needs the customer's VAT id"
+    if category == Category.INTRA_COMMUNITY and not (
+        is_eu(seller_country)
+        and is_eu(buyer_country)
+        and seller_country.upper() != buyer_country.upper()
+    ):
+        return "category K is a supply from one EU member state to another"
+    return ""
+
+
+def mixing_problem(categories: Iterable[str]) -> str:
+    """Why these categories can't share one invoice, or "": not subject to VAT (O)
+    excludes every other category (BR-O-11)."""
+    present = set(categories)
+    if Category.OUTSIDE_SCOPE in present and len(present) > 1:
+        others = ", ".join(sorted(present - {Category.OUTSIDE_SCOPE}))
+        return f"category O (not subject to VAT) can't share an invoice with {others}"
+    return ""
+
+
+def row_mention(
+    category: str, invoice_category: str, invoice_mention: str, invoice_reason: str
+) -> tuple[str, str]:
+    """(printed mention, exemption reason) of a breakdown row: the invoice's frozen ones
+    for its own category, the table's for a line that carries another one."""
+    if category == Category.STANDARD:
+        return "", ""
+    if category == invoice_category and (invoice_mention or invoice_reason):
+        return invoice_mention or invoice_reason, invoice_reason
+    return CATEGORY_MENTIONS.get(category, ("", ""))
