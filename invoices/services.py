@@ -1351,7 +1351,7 @@ def _credit_vat(
                 "charged",
                 field=field_name,
             )
-        rows.append(tax.VatBreakdown(category, rate, net, vat))
+        rows.append(tax.VatBreakdown(category, rate, quantize(net, currency), vat))
     return rows
 
 

@@ -37,6 +37,10 @@ def _party(parent: etree._Element, tag: str, party: Party) -> None:
     if party.identifier:
         _sub(element, "ram:ID", party.identifier)
     _sub(element, "ram:Name", party.name)
+    if party.legal_info:
+        _sub(element, "ram:Description", party.legal_info)
+    if party.registration_id:
+        _sub(_sub(element, "ram:SpecifiedLegalOrganization"), "ram:ID", party.registration_id)
     address = _sub(element, "ram:PostalTradeAddress")
     if party.zip:
         _sub(address, "ram:PostcodeCode", party.zip)
@@ -96,7 +100,10 @@ def build(document: EInvoiceDocument) -> bytes:
     agreement = _sub(transaction, "ram:ApplicableHeaderTradeAgreement")
     _party(agreement, "ram:SellerTradeParty", document.seller)
     _party(agreement, "ram:BuyerTradeParty", document.buyer)
-    _sub(transaction, "ram:ApplicableHeaderTradeDelivery")
+    delivery = _sub(transaction, "ram:ApplicableHeaderTradeDelivery")
+    if document.deliver_to_country:
+        ship_to = _sub(_sub(delivery, "ram:ShipToTradeParty"), "ram:PostalTradeAddress")
+        _sub(ship_to, "ram:CountryID", document.deliver_to_country)
 
     settlement = _sub(transaction, "ram:ApplicableHeaderTradeSettlement")
     _sub(settlement, "ram:PaymentReference", document.number)

@@ -21,7 +21,10 @@ EXEMPTION_CODES: dict[str, str] = {
     tax.Category.REVERSE_CHARGE: "VATEX-EU-AE",
     tax.Category.OUTSIDE_SCOPE: "VATEX-EU-O",
     tax.Category.EXPORT: "VATEX-EU-G",
+    tax.Category.INTRA_COMMUNITY: "VATEX-EU-IC",
 }
+# Categories whose breakdown carries no exemption reason (BR-S-10, BR-Z-10).
+_NO_EXEMPTION_REASON = frozenset({tax.Category.STANDARD, tax.Category.ZERO_RATED})
 UNIT_ONE = "C62"  # UN/ECE Recommendation 20: "one"
 
 
@@ -41,6 +44,8 @@ class Party:
     vat_id: str = ""  # BT-31 / BT-48
     identifier: str = ""  # BT-29 / BT-46
     email: str = ""
+    registration_id: str = ""  # BT-30: the seller's legal registration id
+    legal_info: str = ""  # BT-33: legal form, share capital
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ class EInvoiceDocument:
     # A credit note's invoice (BG-3): its number and issue date.
     preceding_number: str = ""
     preceding_issued_on: dt.date | None = None
+    # The deliver-to country (BT-80), which an intra-Community supply (K) requires.
+    deliver_to_country: str = ""
 
     @property
     def is_credit_note(self) -> bool:
@@ -107,6 +114,17 @@ def _party(
 ) -> Party:
     """A party as frozen at issue; `identified`: its VAT id, if hidden, becomes its identifier."""
     name = details.get("name") or details.get("org_name") or ""
+    legal_info = ", ".join(
+        part
+        for part in (
+            details.get("legal_form", ""),
+            f"share capital {details['share_capital']}" if details.get("share_capital") else "",
+            f"registered office {details['registered_office']}"
+            if details.get("registered_office")
+            else "",
+        )
+        if part
+    )
     return Party(
         name=name,
         address_line1=details.get("address_line1", ""),
@@ -118,6 +136,8 @@ def _party(
         vat_id=vat_id if show_vat_id else "",
         identifier="" if show_vat_id or not identified else vat_id,
         email=details.get("email", ""),
+        registration_id=details.get("registration_id", ""),
+        legal_info=legal_info,
     )
 
 
@@ -130,11 +150,11 @@ def _require_country_codes(invoice: Invoice) -> None:
 
 
 def _parties(
-    seller_details: dict, buyer_details: dict, invoice: Invoice, category: str
+    seller_details: dict, buyer_details: dict, invoice: Invoice, categories: set[str]
 ) -> tuple[Party, Party]:
     # Category O forbids every VAT id (BR-O-2): the seller is then identified
     # by its number as a plain seller identifier (BT-29), which BR-CO-26 asks for.
-    show_vat_ids = category != tax.Category.OUTSIDE_SCOPE
+    show_vat_ids = tax.Category.OUTSIDE_SCOPE not in categories
     seller = _party(
         seller_details,
         invoice.seller_country_code,
@@ -159,35 +179,17 @@ def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
     # An issued invoice has both dates.
     assert invoice.issued_on is not None and invoice.due_on is not None
     currency = invoice.currency
-    category = invoice.vat_category
-    takes_rate = category != tax.Category.OUTSIDE_SCOPE
-    rate = (invoice.vat_rate or Decimal(0)) if takes_rate else None
-    seller, buyer = _parties(invoice.seller_details, invoice.buyer_details, invoice, category)
+    rows = invoice.vat_breakdown()
+    categories = {row.category for row in rows}
+    seller, buyer = _parties(invoice.seller_details, invoice.buyer_details, invoice, categories)
     lines = [
-        Line(
-            position=index,
-            name=line.name,
-            description=line.description,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            net=quantize(line.cost, currency),
-            category=category,
-            rate=rate,
-        )
+        _line(index, line.name, line.description, line.quantity, line.unit_price, line.cost,
+              invoice.line_tax(line.vat_category, line.vat_rate), currency)
         for index, line in enumerate(invoice.line_items.all(), start=1)
-    ]
-    reason = invoice.tax_exemption_reason
-    breakdown = [
-        TaxRow(
-            category=row.category,
-            rate=row.rate if takes_rate else None,
-            taxable=row.taxable,
-            vat=row.vat,
-            exemption_reason=reason if row.category != tax.Category.STANDARD else "",
-            exemption_code=EXEMPTION_CODES.get(row.category, ""),
-        )
-        for row in invoice.vat_breakdown()
-    ]
+    ]  # fmt: skip
+    breakdown, mentions = _breakdown(
+        rows, invoice.vat_category, invoice.tax_mention, invoice.tax_exemption_reason, currency
+    )
     details = invoice.seller_details
     iban = "".join((details.get("iban") or "").split()).upper()
     payment = None
@@ -199,7 +201,6 @@ def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
             account_name=details.get("bank_account_holder") or details.get("name") or "",
         )
     total = quantize(invoice.cost, currency)
-    notes = [invoice.tax_mention] if invoice.tax_mention else []
     return EInvoiceDocument(
         number=invoice.friendly_id,
         type_code=INVOICE,
@@ -216,9 +217,10 @@ def einvoice_document(invoice: Invoice) -> EInvoiceDocument:
         vat=quantize(invoice.vat_amount, currency),
         total=total,
         due=total,
-        notes=notes,
+        notes=mentions,
         payment=payment,
         payment_terms=f"Payment due by {invoice.due_on.isoformat()}",
+        deliver_to_country=_deliver_to(categories, invoice),
     )
 
 
@@ -230,40 +232,22 @@ def credit_note_document(note: CreditNote) -> EInvoiceDocument:
         raise EInvoiceUnavailable("The credited invoice was never issued.")
     _require_country_codes(invoice)
     currency = note.currency
-    category = note.tax_category or tax.category_of(note.vat_rate)
-    takes_rate = category != tax.Category.OUTSIDE_SCOPE
-    rate = (note.vat_rate or Decimal(0)) if takes_rate else None
-    seller, buyer = _parties(note.seller_details, note.buyer_details, invoice, category)
+    rows = note.vat_breakdown()
+    categories = {row.category for row in rows}
+    seller, buyer = _parties(note.seller_details, note.buyer_details, invoice, categories)
     lines = [
-        Line(
-            position=index,
-            name=line.name,
-            description=line.line_item.description if line.line_item is not None else "",
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            net=quantize(line.cost, currency),
-            category=category,
-            rate=rate,
-        )
+        _line(index, line.name,
+              line.line_item.description if line.line_item is not None else "",
+              line.quantity, line.unit_price, line.cost, note.line_tax(line), currency)
         for index, line in enumerate(note.lines.select_related("line_item"), start=1)
-    ]
+    ]  # fmt: skip
+    breakdown, mentions = _breakdown(
+        rows, note.vat_category, note.tax_mention, note.tax_exemption_reason, currency
+    )
     net = quantize(note.cost_without_vat, currency)
     vat = quantize(note.vat_amount, currency)
-    exempt = category != tax.Category.STANDARD
-    breakdown = [
-        TaxRow(
-            category=category,
-            rate=rate,
-            taxable=net,
-            vat=vat,
-            exemption_reason=note.tax_exemption_reason if exempt else "",
-            exemption_code=EXEMPTION_CODES.get(category, ""),
-        )
-    ]
     total = quantize(note.cost, currency)
-    notes = [note.reason]
-    if note.tax_mention:
-        notes.append(note.tax_mention)
+    notes = [note.reason, *mentions]
     return EInvoiceDocument(
         number=note.number,
         type_code=CREDIT_NOTE,
@@ -284,7 +268,66 @@ def credit_note_document(note: CreditNote) -> EInvoiceDocument:
         payment_terms=f"Credit on invoice {invoice.friendly_id}",
         preceding_number=invoice.friendly_id,
         preceding_issued_on=invoice.issued_on,
+        deliver_to_country=_deliver_to(categories, invoice),
     )
+
+
+def _line(
+    position: int,
+    name: str,
+    description: str,
+    quantity: Decimal,
+    unit_price: Decimal,
+    cost: Decimal,
+    line_tax: tuple[str, Decimal],
+    currency: str,
+) -> Line:
+    category, rate = line_tax
+    return Line(
+        position=position,
+        name=name,
+        description=description,
+        quantity=quantity,
+        unit_price=unit_price,
+        net=quantize(cost, currency),
+        category=category,
+        # An O line has no rate (BR-O-5).
+        rate=None if category == tax.Category.OUTSIDE_SCOPE else rate,
+    )
+
+
+def _breakdown(
+    rows: list[tax.VatBreakdown],
+    own_category: str,
+    own_mention: str,
+    own_reason: str,
+    currency: str,
+) -> tuple[list[TaxRow], list[str]]:
+    """The document's VAT breakdown (BG-23) and its notes: each non-standard row's
+    legal mention, once."""
+    breakdown, mentions = [], []
+    for row in rows:
+        mention, reason = tax.row_mention(row.category, own_category, own_mention, own_reason)
+        if mention and mention not in mentions:
+            mentions.append(mention)
+        breakdown.append(
+            TaxRow(
+                category=row.category,
+                rate=None if row.category == tax.Category.OUTSIDE_SCOPE else row.rate,
+                taxable=quantize(row.taxable, currency),
+                vat=quantize(row.vat, currency),
+                exemption_reason="" if row.category in _NO_EXEMPTION_REASON else reason,
+                exemption_code=EXEMPTION_CODES.get(row.category, ""),
+            )
+        )
+    return breakdown, mentions
+
+
+def _deliver_to(categories: set[str], invoice: Invoice) -> str:
+    """The buyer's country as the deliver-to country, which K requires (BR-IC-12)."""
+    if tax.Category.INTRA_COMMUNITY in categories:
+        return invoice.buyer_country_code
+    return ""
 
 
 # Characters XML 1.0 can't carry (control characters), which lxml refuses.

@@ -52,7 +52,12 @@ def _party(parent: etree._Element, tag: str, party: Party) -> None:
         scheme = _sub(element, "cac:PartyTaxScheme")
         _sub(scheme, "cbc:CompanyID", party.vat_id)
         _sub(_sub(scheme, "cac:TaxScheme"), "cbc:ID", "VAT")
-    _sub(_sub(element, "cac:PartyLegalEntity"), "cbc:RegistrationName", party.name)
+    legal = _sub(element, "cac:PartyLegalEntity")
+    _sub(legal, "cbc:RegistrationName", party.name)
+    if party.registration_id:
+        _sub(legal, "cbc:CompanyID", party.registration_id)
+    if party.legal_info:
+        _sub(legal, "cbc:CompanyLegalForm", party.legal_info)
     if party.email:
         _sub(_sub(element, "cac:Contact"), "cbc:ElectronicMail", party.email)
 
@@ -98,6 +103,10 @@ def build(document: EInvoiceDocument) -> bytes:
             _sub(reference, "cbc:IssueDate", document.preceding_issued_on.isoformat())
     _party(root, "cac:AccountingSupplierParty", document.seller)
     _party(root, "cac:AccountingCustomerParty", document.buyer)
+    if document.deliver_to_country:
+        location = _sub(_sub(root, "cac:Delivery"), "cac:DeliveryLocation")
+        country = _sub(_sub(location, "cac:Address"), "cac:Country")
+        _sub(country, "cbc:IdentificationCode", document.deliver_to_country)
     if document.payment is not None:
         means = _sub(root, "cac:PaymentMeans")
         _sub(means, "cbc:PaymentMeansCode", document.payment.code)
