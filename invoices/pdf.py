@@ -26,7 +26,7 @@ from django.http import FileResponse
 from django.template.loader import render_to_string
 
 from accounts.models import Seller
-from billing.lib.money import minor_units, quantize
+from billing.lib.money import ZERO, minor_units, quantize
 from billing.lib.pdf import html_to_pdf
 from invoices import tax
 from invoices.models import CreditNote, Invoice
@@ -63,6 +63,7 @@ class PdfLine:
     quantity: str
     unit_price: str
     cost: str
+    vat: str = ""  # the line's category and rate, printed when the document mixes them
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,110 @@ class PdfVatRow:
     rate: str
     taxable: str
     vat: str
+    mention: str = ""
+
+
+@dataclass(frozen=True)
+class CustomerStatus:
+    """What the customer's document says of the invoice: never an internal state name."""
+
+    label: str
+    css: str
+
+
+def customer_status(invoice: Invoice) -> CustomerStatus:
+    if invoice.state == Invoice.State.CANCELLED:
+        return CustomerStatus("Cancelled", "void")
+    if not invoice.is_issued:  # open or finalized: not sent to anyone yet
+        return CustomerStatus("Draft", "draft")
+    if invoice.state == Invoice.State.PAID or invoice.amount_due() <= 0:
+        return CustomerStatus("Paid", "paid")
+    if invoice.amount_paid > 0 or invoice.amount_credited > 0 or invoice.credit_applied > 0:
+        return CustomerStatus("Partly paid", "due")
+    return CustomerStatus("Payment due", "due")
+
+
+def format_iban(iban: str) -> str:
+    """An IBAN as printed: groups of four (ES91 2100 0418 ...)."""
+    compact = "".join((iban or "").split()).upper()
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
+
+
+def bank_block(invoice: Invoice, seller: Seller) -> dict | None:
+    """The bank transfer details to print, or None.
+
+    Printed only when something is to be paid: an issued invoice with an amount
+    due (never a paid or a cancelled one), or a draft with a total (a preview of
+    the document the customer will receive). The account is the one of the
+    invoice's currency: frozen with the seller at issue, the live one before.
+    """
+    if invoice.state == Invoice.State.CANCELLED:
+        return None
+    if invoice.is_issued:
+        if invoice.amount_due() <= 0:
+            return None
+        details = invoice.seller_details or invoice.seller(seller)
+    else:
+        if invoice.cost <= 0:
+            return None
+        details = seller.bank_details(invoice.currency)
+    if not (details.get("iban") or details.get("bank_name")):
+        return None
+    return {
+        "holder": details.get("bank_account_holder", ""),
+        "bank": details.get("bank_name", ""),
+        "iban": format_iban(details.get("iban", "")),
+        "bic": details.get("bic", ""),
+    }
+
+
+def registration_line(seller: dict) -> str:
+    """The seller's registration details as the footer prints them (frozen at issue)."""
+    parts = [seller.get("name", "")]
+    if seller.get("legal_form"):
+        parts.append(seller["legal_form"])
+    if seller.get("share_capital"):
+        parts.append(f"Share capital {seller['share_capital']}")
+    if seller.get("registered_office"):
+        parts.append(f"Registered office: {seller['registered_office']}")
+    if seller.get("registration_id"):
+        parts.append(f"Company registration no. {seller['registration_id']}")
+    return " · ".join(part for part in parts if part) if len(parts) > 1 else ""
+
+
+def _rate_text(category: str, rate: Decimal) -> str:
+    return "—" if category == tax.Category.OUTSIDE_SCOPE else f"{rate.normalize():f}%"
+
+
+def _vat_rows(
+    rows: list[tax.VatBreakdown],
+    currency: str,
+    own_category: str,
+    own_mention: str,
+    own_reason: str,
+) -> dict:
+    """The breakdown as printed, one row per category and rate, and the legal mentions
+    of its non-standard rows, once each."""
+    labels = dict(tax.Category.choices)
+    printed, mentions = [], []
+    for row in rows:
+        mention, _reason = tax.row_mention(row.category, own_category, own_mention, own_reason)
+        if mention and mention not in mentions:
+            mentions.append(mention)
+        printed.append(
+            PdfVatRow(
+                label=str(labels.get(row.category, row.category)),
+                rate=_rate_text(row.category, row.rate),
+                taxable=format_amount(row.taxable, currency),
+                vat=format_amount(row.vat, currency),
+                mention=mention,
+            )
+        )
+    # The exemption reason, when it says more than the mention (an exempt account's).
+    reason = own_reason if own_reason not in (own_mention, "Reverse charge", *mentions) else ""
+    if own_category not in {row.category for row in rows}:
+        reason = ""
+    return {"breakdown": printed, "mentions": mentions, "reason": reason}
 
 
 def tax_preview(invoice: Invoice, seller: Seller) -> str:
@@ -85,31 +190,24 @@ def tax_preview(invoice: Invoice, seller: Seller) -> str:
     return f"VAT on issue: {label} (category {treatment.category}{rate})."
 
 
-def tax_pdf_context(invoice: Invoice) -> dict | None:
-    """The frozen VAT treatment as printed: None for invoices issued without one."""
-    if not invoice.tax_category:
+def tax_pdf_context(invoice: Invoice, rows: list[tax.VatBreakdown]) -> dict | None:
+    """The VAT breakdown as printed: for an issued invoice with its frozen treatment,
+    or a draft with lines of their own categories; None otherwise (one VAT row)."""
+    if not invoice.tax_category and len(rows) < 2:
         return None
-    currency = invoice.currency
-    labels = dict(tax.Category.choices)
-    rows = [
-        PdfVatRow(
-            label=str(labels.get(row.category, row.category)),
-            rate="—"
-            if row.category == tax.Category.OUTSIDE_SCOPE
-            else f"{row.rate.normalize():f}%",
-            taxable=format_amount(row.taxable, currency),
-            vat=format_amount(row.vat, currency),
-        )
-        for row in invoice.vat_breakdown()
-    ]
-    mention = invoice.tax_mention
-    reason = invoice.tax_exemption_reason
-    return {
-        "breakdown": rows,
-        "mention": mention,
-        # Printed once: the mention often is the reason.
-        "reason": "" if reason in (mention, "Reverse charge") else reason,
-    }
+    return _vat_rows(
+        rows,
+        invoice.currency,
+        invoice.vat_category,
+        invoice.tax_mention,
+        invoice.tax_exemption_reason,
+    )
+
+
+def _line_vat_text(category: str, rate: Decimal) -> str:
+    if category == tax.Category.STANDARD:
+        return f"{rate.normalize():f}%"
+    return category if category == tax.Category.OUTSIDE_SCOPE else f"{category} 0%"
 
 
 def invoice_pdf_context(invoice: Invoice) -> dict:
@@ -117,12 +215,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
     # Once issued, the parties are printed exactly as they were frozen at issue.
     seller_block = invoice.seller(seller)
     buyer_block = invoice.buyer()
-    logo_uri = ""
-    if seller.logo:
-        try:
-            logo_uri = Path(seller.logo.path).resolve().as_uri()
-        except (ValueError, NotImplementedError):
-            logo_uri = ""  # a storage without local paths: the invoice goes without a logo
+    logo_uri = _logo_uri(seller)
     watermark = ""
     if invoice.state == Invoice.State.CANCELLED:
         watermark = "CANCELLED"
@@ -130,6 +223,12 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         watermark = "DRAFT"
     payment = invoice.successful_purchase()
     currency = invoice.currency
+    items = list(invoice.line_items.all())
+    rows = tax.vat_breakdown(
+        ((*invoice.line_tax(line.vat_category, line.vat_rate), line.cost) for line in items),
+        currency,
+    ) or [tax.VatBreakdown(invoice.vat_category, invoice.vat_rate or Decimal(0), ZERO, ZERO)]
+    mixed = len(rows) > 1
     lines = [
         PdfLine(
             position=index,
@@ -138,8 +237,11 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
             quantity=format_quantity(line.quantity),
             unit_price=format_unit_price(line.unit_price, currency),
             cost=format_amount(line.cost, currency),
+            vat=_line_vat_text(*invoice.line_tax(line.vat_category, line.vat_rate))
+            if mixed
+            else "",
         )
-        for index, line in enumerate(invoice.line_items.all(), start=1)
+        for index, line in enumerate(items, start=1)
     ]
     settlement = None
     if invoice.is_issued and invoice.state != Invoice.State.CANCELLED:
@@ -161,13 +263,17 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         "buyer": buyer_block,
         "logo_uri": logo_uri,
         "footer": seller.invoice_footer,
+        "registration": registration_line(seller_block),
         "watermark": watermark,
+        "status": customer_status(invoice),
+        "bank": bank_block(invoice, seller),
         "payment": payment,
         "subtotal": format_amount(invoice.cost_without_vat, currency),
         "vat": format_amount(invoice.vat_amount, currency),
         "total": format_amount(invoice.cost, currency),
-        "vat_rate": invoice.vat_rate.normalize() if invoice.vat_rate else None,
-        "tax": tax_pdf_context(invoice),
+        "vat_rate": None if mixed or not rows[0].rate else rows[0].rate.normalize(),
+        "mixed_vat": mixed,
+        "tax": tax_pdf_context(invoice, rows),
         "tax_preview": tax_preview(invoice, seller),
     }
 
@@ -185,6 +291,8 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
     """A credit note's document: the invoice's frozen parties, its own lines and totals."""
     seller = Seller.load()
     currency = note.currency
+    rows = note.vat_breakdown()
+    mixed = len(rows) > 1
     lines = [
         PdfLine(
             position=index,
@@ -193,9 +301,11 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
             quantity=format_quantity(line.quantity),
             unit_price=format_unit_price(line.unit_price, currency),
             cost=format_amount(line.cost, currency),
+            vat=_line_vat_text(*note.line_tax(line)) if mixed else "",
         )
         for index, line in enumerate(note.lines.all(), start=1)
     ]
+    seller_block = note.seller_details or note.invoice.seller(seller)
 
     def amount(value: Decimal) -> str:
         return format_amount(value, currency) if value else ""
@@ -204,14 +314,21 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
         "note": note,
         "invoice": note.invoice,
         "lines": lines,
-        "seller": note.seller_details or note.invoice.seller(seller),
+        "seller": seller_block,
         "buyer": note.buyer_details or note.invoice.buyer(),
         "logo_uri": _logo_uri(seller),
         "footer": seller.invoice_footer,
+        "registration": registration_line(seller_block),
         "subtotal": format_amount(note.cost_without_vat, currency),
         "vat": format_amount(note.vat_amount, currency),
         "total": format_amount(note.cost, currency),
-        "vat_rate": note.vat_rate.normalize() if note.vat_rate else None,
+        "vat_rate": None if mixed or not rows[0].rate else rows[0].rate.normalize(),
+        "mixed_vat": mixed,
+        "tax": _vat_rows(
+            rows, currency, note.vat_category, note.tax_mention, note.tax_exemption_reason
+        )
+        if note.tax_category or mixed
+        else None,
         "due_reduced": amount(note.amount_due_reduced),
         "refunded": amount(note.amount_refunded),
         "to_balance": amount(note.amount_to_balance),

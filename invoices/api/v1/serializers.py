@@ -37,7 +37,7 @@ from billing.lib.money import (
     minor_units,
     quantize,
 )
-from invoices import services
+from invoices import services, tax
 from invoices.models import CreditNote, CreditNoteLine, Invoice, LineItem, PaymentTransaction
 
 DEFAULT_LINE_DESCRIPTION = "Amount due"
@@ -111,6 +111,13 @@ class LineItemSerializer(serializers.Serializer):
     quantity = DecimalNumberField()
     price = DecimalNumberField(help_text="Unit price.")
     subtotal = DecimalNumberField(help_text="quantity x price, rounded to the currency.")
+    vat_category = serializers.ChoiceField(
+        choices=tax.Category.choices,
+        allow_null=True,
+        help_text="The line's EN 16931 VAT category; null: the invoice's treatment (issuing "
+        "writes the invoice's on every line without one).",
+    )
+    vat_rate = DecimalNumberField(allow_null=True, help_text="The line's VAT rate, percent.")
 
 
 class InvoiceSerializer(serializers.Serializer):
@@ -186,6 +193,8 @@ def _line_item(line: LineItem, currency: str) -> dict[str, Any]:
         "quantity": _trimmed(line.quantity, 0),
         "price": _trimmed(line.unit_price, minor_units(currency)),
         "subtotal": quantize(line.cost, currency),
+        "vat_category": line.vat_category,
+        "vat_rate": line.vat_rate,
     }
 
 
@@ -340,6 +349,23 @@ class LineItemInputSerializer(StrictSerializer):
     price = DecimalNumberField(
         min_value=Decimal(0), max_value=MAX_AMOUNT, decimal_places=UNIT_PRICE_DECIMAL_PLACES
     )
+    vat_category = serializers.ChoiceField(
+        choices=tax.Category.choices,
+        required=False,
+        allow_null=True,
+        help_text="EN 16931 VAT category of this line (S, Z, E, AE, K, G, O); omitted or "
+        "null: the invoice's treatment, decided at issue. AE and K need the customer's VAT "
+        "id, every category but O the seller's, and O can't share an invoice with others.",
+    )
+    vat_rate = DecimalNumberField(
+        required=False,
+        allow_null=True,
+        min_value=Decimal(0),
+        max_value=tax.MAX_VAT_RATE,
+        decimal_places=tax.VAT_RATE_DECIMAL_PLACES,
+        help_text="The line's VAT rate in percent: above 0 for S, 0 (or omitted) for the "
+        "others; only with vat_category.",
+    )
 
     def validate(self, attrs: dict) -> dict:
         # Checked here too: under PATCH the REST framework skips missing
@@ -411,6 +437,8 @@ class _InvoiceWriteSerializer(StrictSerializer):
                     description=line["description"],
                     quantity=line["quantity"],
                     unit_price=line["price"],
+                    vat_category=line.get("vat_category"),
+                    vat_rate=line.get("vat_rate"),
                 )
                 for line in attrs["line_items"]
             ]
