@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.models import Account, ApiKey, IdempotencyKey, Seller
+from accounts.models import Account, ApiKey, IdempotencyKey, Seller, SellerBankAccount
 from accounts.services import (
     account_create,
     account_soft_delete,
@@ -243,6 +243,17 @@ class AccountAdmin(admin.ModelAdmin):
     )
 
 
+class SellerBankAccountInline(admin.TabularInline):
+    """One bank account per currency: invoices in that currency print it and give it
+    as their e-invoice's payment means (the default account below serves the rest)."""
+
+    model = SellerBankAccount
+    fields = ("currency", "account_holder", "bank_name", "iban", "bic")
+    extra = 0
+    verbose_name = "bank account for a currency"
+    verbose_name_plural = "Bank accounts per currency"
+
+
 @admin.register(Seller)
 class SellerAdmin(admin.ModelAdmin):
     """One row: the list goes straight to it."""
@@ -250,9 +261,24 @@ class SellerAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "logo", "email", "phone", "vat_id")}),
         ("Address", {"fields": (*ADDRESS_FIELDS, "country_code")}),
-        ("Bank details", {"fields": ("bank_name", "bank_account_holder", "iban", "bic")}),
+        (
+            "Registration",
+            {
+                "fields": ("registration_id", "registered_office", "legal_form", "share_capital"),
+                "description": "Printed in the footer of every invoice and credit note, and "
+                "given in their e-invoices; frozen on each invoice when it is issued.",
+            },
+        ),
+        (
+            "Default bank account",
+            {
+                "fields": ("bank_name", "bank_account_holder", "iban", "bic"),
+                "description": "For invoices in a currency without an account of its own.",
+            },
+        ),
         ("Invoice", {"fields": ("invoice_footer",)}),
     )
+    inlines = (SellerBankAccountInline,)
 
     def changelist_view(self, request, extra_context=None):
         seller = Seller.load()

@@ -243,9 +243,7 @@ class Seller(models.Model):
     registered_office = models.CharField(
         max_length=255, blank=True, help_text="The registered office's address, on one line."
     )
-    legal_form = models.CharField(
-        max_length=64, blank=True, help_text="e.g. S.L., SAS, GmbH, Ltd."
-    )
+    legal_form = models.CharField(max_length=64, blank=True, help_text="e.g. S.L., SAS, GmbH, Ltd.")
     share_capital = models.CharField(
         max_length=64, blank=True, help_text="As printed, e.g. 3,000.00 EUR (required in FR)."
     )

@@ -180,7 +180,7 @@ def _vat_rows(
 
 def tax_preview(invoice: Invoice, seller: Seller) -> str:
     """For a draft of an EU seller: the treatment issuing will apply (its VAT follows then)."""
-    if invoice.is_issued:
+    if invoice.is_issued or invoice.state == Invoice.State.CANCELLED:
         return ""
     treatment = tax.account_treatment(invoice.account, seller)
     if treatment.kind == tax.Kind.MANUAL:

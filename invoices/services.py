@@ -148,9 +148,7 @@ def _refresh_totals(invoice: Invoice) -> None:
         raise InvoiceValidationError(
             f"the invoice's lines must add up to at most {MAX_AMOUNT}", field="cost"
         )
-    invoice.cost_without_vat, invoice.vat_amount, invoice.cost = _totals_of_groups(
-        invoice, groups
-    )
+    invoice.cost_without_vat, invoice.vat_amount, invoice.cost = _totals_of_groups(invoice, groups)
 
 
 def _decimal(value: Any) -> Decimal:
@@ -1568,8 +1566,12 @@ def credit_note_create(
         vat_amount=vat,
         cost=total,
         vat_breakdown_rows=[
-            {"category": row.category, "rate": str(row.rate), "taxable": str(row.taxable),
-             "vat": str(row.vat)}
+            {
+                "category": row.category,
+                "rate": str(row.rate),
+                "taxable": str(row.taxable),
+                "vat": str(row.vat),
+            }
             for row in breakdown
         ],  # fmt: skip
         amount_due_reduced=reduced,

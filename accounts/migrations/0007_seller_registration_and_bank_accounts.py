@@ -2,7 +2,27 @@
 
 import django.db.models.deletion
 import django.utils.timezone
+from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
+
+
+def grant_bank_accounts(apps, schema_editor):
+    """Finance edits the seller's bank accounts (add, change, remove); Auditor views them."""
+    app_config = apps.get_app_config("accounts")
+    app_config.models_module = True  # the migration state's stub lacks it
+    create_permissions(app_config, verbosity=0, apps=apps)
+    app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    perms = Permission.objects.filter(
+        content_type__app_label="accounts", content_type__model="sellerbankaccount"
+    )
+    finance = Group.objects.filter(name="Finance").first()
+    if finance is not None:
+        finance.permissions.add(*perms)
+    auditor = Group.objects.filter(name="Auditor").first()
+    if auditor is not None:
+        auditor.permissions.add(*perms.filter(codename__startswith="view_"))
 
 
 class Migration(migrations.Migration):
@@ -50,4 +70,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('seller', 'currency'), name='seller_bank_account_one_per_currency')],
             },
         ),
+        migrations.RunPython(grant_bank_accounts, migrations.RunPython.noop),
     ]

@@ -222,6 +222,15 @@ class TestApiKeyAdmin:
         assert api_key_get_by_secret(secret).is_usable()
 
 
+# The inline formset of the seller's bank accounts per currency, empty.
+BANK_ACCOUNTS_NONE = {
+    "bank_accounts-TOTAL_FORMS": "0",
+    "bank_accounts-INITIAL_FORMS": "0",
+    "bank_accounts-MIN_NUM_FORMS": "0",
+    "bank_accounts-MAX_NUM_FORMS": "1000",
+}
+
+
 @pytest.mark.django_db
 class TestSellerAdmin:
     def test_changelist_goes_to_the_single_row(self, finance):
@@ -246,14 +255,15 @@ class TestSellerAdmin:
                 "country": "Spain",
                 "bank_name": "Bank",
                 "bank_account_holder": "Finance Co",
-                "iban": "ES00 1234",
+                "iban": "ES91 2100 0418 4502 0005 1332",
                 "bic": "BANKESMM",
                 "invoice_footer": "Thanks",
+                **BANK_ACCOUNTS_NONE,
             },
         )
         assert response.status_code == 302, response.context["adminform"].form.errors
         seller = Seller.load()
-        assert (seller.name, seller.iban) == ("Finance Co", "ES00 1234")
+        assert (seller.name, seller.iban) == ("Finance Co", "ES9121000418450200051332")
         messages = [str(m) for m in get_messages(response.wsgi_request)]
         assert messages
         assert finance.get(reverse("admin:accounts_seller_add")).status_code == 403
