@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db.models import Count
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, Seller
 from accounts.selectors import api_key_get_by_secret
 from billing.lib.months import add_months
 from invoices.gateways import TestGateway
@@ -58,6 +58,11 @@ def test_seed_demo_data_is_consistent_and_leaves_last_month_to_the_billing_run(s
     assert {"Spain", "Germany", "France", "US"} <= set(
         Account.objects.values_list("country", flat=True)
     )
+    # The seller is registered and has a bank account for every demo currency.
+    seller = Seller.load()
+    assert seller.registration_id and seller.registered_office
+    currencies = set(Account.objects.values_list("currency", flat=True))
+    assert currencies <= set(seller.bank_accounts.values_list("currency", flat=True))
     consumer = Account.objects.get(country="France")
     assert consumer.vat_rate and not consumer.vat_code
 

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from accounts.models import Account, ApiKey, Seller
+from accounts.models import Account, ApiKey, Seller, SellerBankAccount
 from accounts.services import api_key_create, api_key_revoke
 from billing.lib.months import add_months
 from invoices import services as inv
@@ -83,6 +83,13 @@ COUNTRY_CODES = {
 }  # fmt: skip
 VAT_IDS = {"Acme Rockets": "ESA12345674", "Umbrella GmbH": "DE136695976"}
 PLAN_FEES = {"EUR": "49.00", "USD": "59.00", "GBP": "45.00", "JPY": "6500"}
+# The seller's bank account for each demo currency: (currency, bank, IBAN, BIC).
+DEMO_BANK_ACCOUNTS = [
+    ("EUR", "CaixaBank", "ES7921000813610123456789", "CAIXESBBXXX"),
+    ("USD", "Barclays (USD account)", "GB82WEST12345698765432", "WESTGB2L"),
+    ("GBP", "Barclays", "GB33BUKB20201555555555", "BUKBGB22"),
+    ("JPY", "ABN AMRO (JPY account)", "NL91ABNA0417164300", "ABNANL2A"),
+]
 SERVICES = [("EC2", "0.0416"), ("RDS", "0.0680"), ("S3", "0.0050"), ("Lambda", "0.0009")]
 REGIONS = ["us-west-1", "us-east-1", "eu-west-1"]
 
@@ -128,10 +135,24 @@ class Command(BaseCommand):
         seller.vat_id, seller.email = "ESB58378431", "billing@demo.test"
         seller.bank_name, seller.bank_account_holder = "Banco Demo", "Billing Demo S.L."
         seller.iban, seller.bic = "ES91 2100 0418 4502 0005 1332", "CAIXESBBXXX"
-        seller.invoice_footer = (
-            "Billing Demo S.L. · Registered in Barcelona · Thank you for your business."
-        )
+        seller.registration_id = "B58378431 (Registro Mercantil de Barcelona, hoja B-123456)"
+        seller.registered_office = "Carrer de Mallorca 100, 08029 Barcelona, Spain"
+        seller.legal_form = "Sociedad Limitada"
+        seller.share_capital = "3,000.00 EUR"
+        seller.invoice_footer = "Thank you for your business."
         seller.save()
+        # One account per demo currency (the profile's IBAN serves any other).
+        for currency, bank, iban, bic in DEMO_BANK_ACCOUNTS:
+            SellerBankAccount.objects.update_or_create(
+                seller=seller,
+                currency=currency,
+                defaults={
+                    "bank_name": bank,
+                    "account_holder": seller.name,
+                    "iban": iban,
+                    "bic": bic,
+                },
+            )
 
         now = timezone.now()
         today = now.date()
