@@ -226,6 +226,9 @@ def test_every_field_of_a_paid_invoice_with_a_card_payment(owner, paid_invoice):
                 "quantity": 2,
                 "price": Decimal("50.00"),
                 "subtotal": Decimal("100.00"),
+                # Frozen at issue: the invoice's category and rate.
+                "vat_category": "S",
+                "vat_rate": Decimal("10.00"),
             }
         ],
         "customer": {
