@@ -674,7 +674,9 @@ def _line_tax_checked(
     if not problem:
         present = {
             treatment.category if other is None else other
-            for other in invoice.line_items.values_list("vat_category", flat=True).distinct()
+            for other in invoice.line_items.values_list("vat_category", flat=True)
+            .order_by()
+            .distinct()
         }
         problem = tax.mixing_problem({category, *present})
     if problem:
@@ -688,7 +690,9 @@ def _freeze_line_taxes(invoice: Invoice, seller: Seller) -> None:
     account = invoice.account
     categories = {
         invoice.line_tax(category, None)[0]
-        for category in invoice.line_items.values_list("vat_category", flat=True).distinct()
+        for category in invoice.line_items.values_list("vat_category", flat=True)
+        .order_by()
+        .distinct()
     }
     for category in sorted(categories - {invoice.vat_category}):
         problem = tax.line_category_problem(

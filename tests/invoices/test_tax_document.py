@@ -289,8 +289,9 @@ def test_the_documented_invoices_render(seller):
         actor=ACTOR,
     )
     documents["credit-note-mixed"] = credit_note_facturx_pdf(note)
-    paid = invoice_in("EUR", S.PAID)
+    paid = issued_invoice("domestic", state=S.PAID)
     documents["invoice-paid"] = invoice_pdf_bytes(paid)
+    assert "Bank transfer" not in text_of(documents["invoice-paid"])
     for name, content in documents.items():
         text = text_of(content)
         assert "Nube Facturación S.L." in text, name
