@@ -180,7 +180,7 @@ def test_a_clerks_day(live_server, browser_page, finance_login, books):
     download_info.value.save_as(target)
     text = PdfReader(target).pages[0].extract_text()
     assert draft.friendly_id in text and "Globex" in text
-    assert "AWAITING PAYMENT" in text.upper() and "PENDING" not in text.upper()
+    assert "PAYMENT DUE" in text.upper() and "PENDING" not in text.upper()
 
     # the action is in Recent actions on the index
     page.goto(f"{live_server.url}/admin/")
