@@ -25,7 +25,12 @@ from invoices.einvoice import (
 from invoices.exceptions import ChargeFailed, InvoiceError
 from invoices.gateways import PaymentGateway, TestGateway, get_gateway
 from invoices.models import CreditNote, Invoice
-from invoices.pdf import invoice_pdf_response
+from invoices.pdf import (
+    format_amount,
+    format_quantity,
+    format_unit_price,
+    invoice_pdf_response,
+)
 
 # The e-invoice syntaxes offered for download (those of GET /v1/invoices/{id}/einvoice).
 EINVOICE_SYNTAXES = {"ubl": "UBL 2.1 (Peppol BIS Billing 3.0)", "cii": "CII (UN/CEFACT D16B)"}
@@ -133,9 +138,9 @@ def _credit_note_page(request: HttpRequest, token: str, note: CreditNote) -> Htt
         "lines": [
             {
                 "name": line.name,
-                "quantity": line.quantity.normalize(),
-                "unit_price": line.unit_price.normalize(),
-                "cost": quantize(line.cost, note.currency),
+                "quantity": format_quantity(line.quantity),
+                "unit_price": format_unit_price(line.unit_price, note.currency),
+                "cost": format_amount(line.cost, note.currency),
             }
             for line in note.lines.all()
         ],
