@@ -126,7 +126,8 @@ def test_a_worker_killed_mid_delivery_sends_nothing_twice(broker, tmp_path, kill
         assert message["To"] == "ap@buyer.example"
         assert message["Message-ID"].startswith(f"<{mail.message_id}@")
         parts = {part.get_content_type(): part for part in message.walk()}
-        assert parts["application/pdf"].get_payload(decode=True).startswith(b"%PDF")
+        pdf = parts["application/pdf"].get_payload(decode=True)
+        assert isinstance(pdf, bytes) and pdf.startswith(b"%PDF")
         assert len(receiver.requests) == 1
         request = receiver.requests[0]
         payload = Webhook(signing_secret).verify(request.body, request.headers)
