@@ -83,6 +83,8 @@ def _test_cards(gateway: PaymentGateway) -> list[str]:
 def _einvoice_available(document: Document) -> bool:
     """Whether the document can be an e-invoice (issued with both parties' country
     codes); only then are its XML downloads offered and its PDF Factur-X."""
+    if isinstance(document, Invoice) and document.state not in Invoice.ISSUED_STATES:
+        return False  # cancelled: no longer an invoice to pay or to book
     try:
         if isinstance(document, CreditNote):
             credit_note_document(document)
@@ -190,8 +192,8 @@ def hosted_einvoice(request: HttpRequest, token: str, syntax: str) -> HttpRespon
     """The document as UBL or CII XML, built by the functions behind
     GET /v1/invoices/{id}/einvoice, as a download."""
     document = _document_or_404(token)
-    if syntax not in EINVOICE_SYNTAXES:
-        raise Http404("Unknown e-invoice syntax.")
+    if syntax not in EINVOICE_SYNTAXES or not _einvoice_available(document):
+        raise Http404("This document has no e-invoice in that syntax.")
     try:
         if isinstance(document, CreditNote):
             xml = credit_note_xml(document, syntax)

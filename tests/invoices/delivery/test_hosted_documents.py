@@ -111,6 +111,13 @@ def test_downloads_need_a_valid_link_and_a_known_syntax(client, einvoice):
     assert client.get(f"{_path(draft)}/einvoice/cii").status_code == 404
 
 
+def test_a_cancelled_invoice_offers_no_einvoice(client, einvoice):
+    services.invoice_cancel(invoice=einvoice, actor="test", reason="issued by mistake")
+    page = client.get(_path(einvoice)).content.decode()
+    assert 'id="download-ubl"' not in page and 'id="pay"' not in page
+    assert client.get(f"{_path(einvoice)}/einvoice/ubl").status_code == 404
+
+
 # -- the credit note's own page -------------------------------------------------------
 
 
