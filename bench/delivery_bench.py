@@ -232,9 +232,9 @@ def lag(accounts: int, workers: int, url: str, issuers: int = 4) -> dict:
         results.append(
             jobs._run(
                 _share(to_issue, share, count),
-                lambda invoice: services.invoice_issue(
-                    invoice=invoice, actor=jobs.ACTOR_ISSUE, now=now
-                ),
+                # Stamped with its own time, not the job's start (`jobs.invoices_issue`
+                # passes its `now`): the rows' `created_at` is where the lag starts.
+                lambda invoice: services.invoice_issue(invoice=invoice, actor=jobs.ACTOR_ISSUE),
                 dry_run=False,
                 progress=None,
             )
