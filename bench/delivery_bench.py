@@ -6,11 +6,14 @@ outbox's lag while the invoices of a 10,000-account billing run are issued.
    on 127.0.0.1; webhooks per second.
 2. Lag: a billing run's bulk write puts one line on a background invoice for each of
    M new accounts (`invoices_upsert_background_lines`), the invoices are finalized, then
-   issued one by one as the issue job does, with one webhook endpoint subscribed to
-   every event; meanwhile W sender threads drain the outbox (the after-commit task is
-   replaced by the workers' polling, as with a broker). Lag = `sent_at - created_at`
-   of each message (p50, p99, max); e-mails use the in-memory backend, so the figure
-   is the outbox's, not an SMTP server's.
+   issued by I issuer threads, each running the issue job's loop (`jobs._run`: claim the
+   invoice under a row lock, skipping locked ones, re-check, `invoice_issue`, which
+   writes the invoice's outbox rows in its transaction) over its share of the invoices,
+   as I Celery workers would, with one webhook endpoint subscribed to every event;
+   meanwhile W sender threads drain the outbox (the after-commit task is replaced by
+   the workers' polling, as with a broker). Lag = `sent_at - created_at` of each
+   message (p50, p99, max); e-mails use the in-memory backend, so the figure is the
+   outbox's, not an SMTP server's.
 
 Everything it creates (accounts whose name starts with "delivery-bench", their
 invoices and messages, the endpoint) is deleted at the end. Figures, never assertions.
@@ -122,7 +125,38 @@ def throughput(count: int, workers: int, url: str) -> dict:
     }
 
 
-def lag(accounts: int, workers: int, url: str) -> dict:
+def _in_threads(count: int, work) -> None:
+    """Run `work(share, count)` in `count` threads, each with its own connection."""
+    from django.db import connections
+
+    errors: list[BaseException] = []
+
+    def run(share: int) -> None:
+        try:
+            work(share, count)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(share,)) for share in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _share(queryset, share: int, count: int):
+    from django.db.models import F
+    from django.db.models.functions import Mod
+
+    return queryset.annotate(share=Mod(F("id"), count)).filter(share=share)
+
+
+def lag(accounts: int, workers: int, url: str, issuers: int = 4) -> dict:
+    from django.db.models import Max, Min
     from django.utils import timezone
 
     from accounts.models import Account
@@ -150,9 +184,23 @@ def lag(accounts: int, workers: int, url: str) -> dict:
         period=period, lines_by_account={pk: [spec] for pk in ids}, actor="bench"
     )
     run_seconds = time.perf_counter() - t0
+    # The workers poll instead of an after-commit task per row (a broker's queue); the
+    # finalize events are not timed (deleted below), so nothing sends them meanwhile.
+    outbox.send_after_commit = lambda ids: None
     finalized_at = timezone.now() - dt.timedelta(days=3)
-    for invoice in Invoice.objects.filter(account_id__in=ids, state=Invoice.State.OPEN):
-        services.invoice_finalize(invoice=invoice, actor="bench", now=finalized_at)
+    # The run's invoices by id range: a 10,000-id IN list in every claim of the job's
+    # loop would cost more than the claim itself.
+    bounds = Invoice.objects.filter(account_id__in=ids).aggregate(lo=Min("id"), hi=Max("id"))
+    ours = Invoice.objects.filter(pk__gte=bounds["lo"], pk__lte=bounds["hi"])
+    open_invoices = ours.filter(state=Invoice.State.OPEN)
+
+    def finalize(share: int, count: int) -> None:
+        for invoice in _share(open_invoices, share, count).select_related("account"):
+            services.invoice_finalize(invoice=invoice, actor="bench", now=finalized_at)
+
+    t0 = time.perf_counter()
+    _in_threads(issuers, finalize)
+    finalize_seconds = time.perf_counter() - t0
     Notification.objects.filter(endpoint=endpoint).delete()  # the finalize events: not timed
 
     # The PDF is rendered by its own task (bench/pdf_bench.py times it); here the
@@ -165,8 +213,6 @@ def lag(accounts: int, workers: int, url: str) -> dict:
     email._pdf = lambda invoice: b"%PDF-1.7 bench"
     assert tasks  # the receiver above lives there
 
-    # The workers poll instead of an after-commit task per row (a broker's queue).
-    outbox.send_after_commit = lambda ids: None
     producing = threading.Event()
     producing.set()
     sent = [0] * workers
@@ -175,13 +221,29 @@ def lag(accounts: int, workers: int, url: str) -> dict:
         target=lambda: drained.setdefault("seconds", _drain(workers, producing, sent))
     )
     drainer.start()
+    now = timezone.now()
+    to_issue = selectors.invoice_list_to_issue(now, grace=jobs.ISSUE_GRACE).filter(
+        pk__gte=bounds["lo"], pk__lte=bounds["hi"]
+    )
+    results: list = []
+
+    def issue(share: int, count: int) -> None:
+        # The issue job's own loop over this issuer's share of the invoices.
+        results.append(
+            jobs._run(
+                _share(to_issue, share, count),
+                # Stamped with its own time, not the job's start (`jobs.invoices_issue`
+                # passes its `now`): the rows' `created_at` is where the lag starts.
+                lambda invoice: services.invoice_issue(invoice=invoice, actor=jobs.ACTOR_ISSUE),
+                dry_run=False,
+                progress=None,
+            )
+        )
+
     t0 = time.perf_counter()
-    to_issue = selectors.invoice_list_to_issue(timezone.now(), grace=jobs.ISSUE_GRACE)
-    issued = 0
-    for invoice in to_issue.filter(account_id__in=ids).select_related("account").iterator():
-        services.invoice_issue(invoice=invoice, actor="bench")  # the issue job's loop
-        issued += 1
+    _in_threads(issuers, issue)
     issue_seconds = time.perf_counter() - t0
+    issued = sum(result.done for result in results)
     producing.clear()
     drainer.join()
     total_seconds = time.perf_counter() - t0
@@ -190,8 +252,11 @@ def lag(accounts: int, workers: int, url: str) -> dict:
     result = {
         "accounts": accounts,
         "billing_run_write_s": round(run_seconds, 2),
+        "finalize_s": round(finalize_seconds, 2),
+        "issuers": issuers,
         "issued": issued,
         "issue_s": round(issue_seconds, 2),
+        "issued_per_s": round(issued / issue_seconds, 1) if issue_seconds else 0.0,
         "messages": len(lags),
         "drained_after_s": round(total_seconds, 2),
         "lag_p50_s": round(_percentile(lags, 0.5), 3),
@@ -211,6 +276,8 @@ def main() -> int:
     parser.add_argument("--webhooks", type=int, default=2000, help="rows for the throughput")
     parser.add_argument("--accounts", type=int, default=10_000, help="invoices issued for the lag")
     parser.add_argument("--workers", type=int, default=4, help="sender threads")
+    parser.add_argument("--issuers", type=int, default=4, help="issue-job threads")
+    parser.add_argument("--skip-throughput", action="store_true", help="measure the lag only")
     parser.add_argument("--output", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args()
 
@@ -221,8 +288,10 @@ def main() -> int:
 
     with WebhookReceiver(status=204) as receiver:
         figures = {
-            "throughput": throughput(args.webhooks, args.workers, receiver.url),
-            "lag": lag(args.accounts, args.workers, receiver.url),
+            "throughput": None
+            if args.skip_throughput
+            else throughput(args.webhooks, args.workers, receiver.url),
+            "lag": lag(args.accounts, args.workers, receiver.url, args.issuers),
             "workers": args.workers,
             "received": len(receiver.requests),
             "distinct_webhook_ids": len(receiver.unique_ids),

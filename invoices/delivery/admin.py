@@ -1,7 +1,8 @@
 """Delivery in the admin: the outbox (each message, its state and error, "Resend"),
 webhook endpoints (disabled ones flagged, re-enable, test) and every webhook attempt
 ("Replay"); the invoice page lists its messages (`NotificationInline`) and can revoke
-its hosted-page links. Registered from invoices.admin."""
+its hosted-page links; the credit notes (read-only) show their hosted link and can
+revoke it. Registered from invoices.admin."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.lib.admin import ReadOnlyAdmin, ReadOnlyAdminMixin
+from billing.lib.money import quantize
 from invoices.delivery import endpoints, outbox
-from invoices.delivery.hosted import hosted_link_revoke
-from invoices.models import Invoice, Notification, WebhookAttempt, WebhookEndpoint
+from invoices.delivery.hosted import hosted_link_revoke, hosted_url
+from invoices.models import CreditNote, Invoice, Notification, WebhookAttempt, WebhookEndpoint
 
 
 class _ResendPermission:
@@ -96,6 +98,59 @@ def revoke_hosted_links(model_admin, request, queryset: QuerySet[Invoice]) -> No
     for invoice in queryset[:1000]:
         hosted_link_revoke(invoice)
     model_admin.message_user(request, f"Revoked the links of {min(queryset.count(), 1000)}.")
+
+
+@admin.action(description="Revoke the hosted-page links", permissions=["revoke"])
+def revoke_credit_note_links(model_admin, request, queryset: QuerySet[CreditNote]) -> None:
+    notes = list(queryset[:1000])
+    for note in notes:
+        hosted_link_revoke(note)
+    model_admin.message_user(request, f"Revoked the links of {len(notes)}.")
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdmin):
+    """Credit notes are issued from their invoice (its "Create credit note" action);
+    here staff find one, open its hosted page and revoke its link."""
+
+    list_display = ("number", "invoice", "account", "issued_on", "total", "reason")
+    list_select_related = ("invoice", "account")
+    search_fields = ("number",)
+    search_help_text = "A credit note number (or its start)."
+    fields = (
+        "number",
+        "invoice",
+        "account",
+        "issued_on",
+        "reason",
+        "total",
+        "amount_due_reduced",
+        "amount_refunded",
+        "amount_to_balance",
+        "actor",
+        "hosted_page",
+    )
+    readonly_fields = fields
+    actions = (revoke_credit_note_links,)
+
+    def has_revoke_permission(self, request) -> bool:
+        # Whoever may revoke an invoice's links may revoke its credit notes'.
+        return request.user.has_perm("invoices.change_invoice")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(number__startswith=term.upper()), False
+
+    @admin.display(description="total")
+    def total(self, note: CreditNote) -> str:
+        return f"{quantize(note.cost, note.currency)} {note.currency}"
+
+    @admin.display(description="hosted page")
+    def hosted_page(self, note: CreditNote) -> str:
+        url = hosted_url(note)
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
 
 
 @admin.action(description="Re-enable", permissions=["change"])

@@ -1,6 +1,7 @@
 """The buyer's e-mails: the issued invoice (PDF attached), receipts (for the payment
 that settles an invoice, and for a recorded payment that leaves something due),
-credit notes (PDF attached), failed-charge notices and payment reminders, in the seller's name, each with the hosted-page link.
+credit notes (PDF attached), failed-charge notices and payment reminders, in the
+seller's name, each with the hosted-page link (a credit note's: its own page).
 
 Templates: `templates/emails/<kind>.txt` and `.html`. Reminders run daily
 (`send_reminders`): each offset of INVOICE_REMINDER_DAYS (days after the due date,
@@ -85,7 +86,8 @@ def notification_email_send(notification: Notification) -> None:
         "seller": seller,
         "buyer": invoice.buyer(),
         "amount": quantize(invoice.cost, invoice.currency),
-        "hosted_url": hosted_url(invoice),
+        # A credit note's e-mail links to the credit note's own page.
+        "hosted_url": hosted_url(note) if note is not None else hosted_url(invoice),
         "offset": extra.get("offset", 0),
         "days": abs(extra.get("offset", 0)),
         "payment": payment,

@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 
 EVENT_TYPES = (
     "invoice.created",
@@ -160,15 +160,30 @@ class WebhookAttempt(models.Model):
 
 
 class HostedLink(models.Model):
-    """The current version of an invoice's hosted-page link; bumping it revokes old links."""
+    """The current version of a document's hosted-page link (an invoice's or a credit
+    note's, exactly one of the two); bumping it revokes every older link."""
 
-    invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="hosted_link")
+    invoice = models.OneToOneField(
+        Invoice, null=True, blank=True, on_delete=models.CASCADE, related_name="hosted_link"
+    )
+    credit_note = models.OneToOneField(
+        CreditNote, null=True, blank=True, on_delete=models.CASCADE, related_name="hosted_link"
+    )
     version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["invoice_id"]
+        ordering = ["invoice_id", "credit_note_id"]
+        constraints = [
+            models.CheckConstraint(
+                name="hosted_link_one_document",
+                condition=(Q(invoice__isnull=False) & Q(credit_note__isnull=True))
+                | (Q(invoice__isnull=True) & Q(credit_note__isnull=False)),
+            ),
+        ]
 
     def __str__(self) -> str:
+        if self.credit_note_id:
+            return f"credit note {self.credit_note_id} v{self.version}"
         return f"{self.invoice_id} v{self.version}"
