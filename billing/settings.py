@@ -165,6 +165,15 @@ ADMIN_LOGIN_LOCKOUT_SECONDS = env_int("ADMIN_LOGIN_LOCKOUT_SECONDS", 15 * 60, mi
 # REMOTE_ADDR. Behind a proxy with 0 every client shares the proxy's address.
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
 
+# --- API keys -------------------------------------------------------------------
+# Seconds a verified API key is trusted without reading it again, per server process
+# (billing/api/authentication.py): a revoked, deleted or re-scoped key, or a deleted
+# account's, stops working within this bound in every process (at once in the one that
+# made the change); expiry is checked on every request. 0 reads the key every time.
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5, minimum=0)
+# Keys each process remembers (least recently used dropped first).
+API_KEY_CACHE_SIZE = env_int("API_KEY_CACHE_SIZE", 1024, minimum=1)
+
 # --- E-mail -----------------------------------------------------------------
 # Django's own names. Without EMAIL_HOST the console backend prints every message
 # (`make run`); with it, SMTP.
