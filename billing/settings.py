@@ -53,13 +53,16 @@ MIDDLEWARE = [
     # A lost database is a 503, whichever layer below notices it (billing.urls'
     # error handlers answer the rest in each API's own format).
     "billing.api.errors.DatabaseUnavailableMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The four "Browser" ones (static files, sessions, the signed-in user, flash
+    # messages) step aside on API requests, which authenticate by key only
+    # (billing/api/middleware.py); the others run on every request.
+    "billing.api.middleware.BrowserWhiteNoiseMiddleware",
     "billing.api.body.RequestBodyLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "billing.api.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "billing.api.middleware.BrowserAuthenticationMiddleware",
+    "billing.api.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
