@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Account, AccountCreditEntry, ApiKey, IdempotencyKey
 from accounts.selectors import account_credit_balance
+from accounts.signals import api_keys_changed
 
 KEY_PREFIX_BYTES = 4  # 8 hex characters, public, used for lookup
 KEY_SECRET_BYTES = 32
@@ -51,7 +52,15 @@ def account_soft_delete(*, account: Account, now: dt.datetime | None = None) -> 
     account.deleted_at = now
     account.save(update_fields=["state", "deleted_at", "updated_at"])
     account.api_keys.filter(revoked_at__isnull=True).update(revoked_at=now)
+    _api_keys_changed()
     return account
+
+
+def _api_keys_changed() -> None:
+    """Tell the API's verified-key cache, now and again once the change is committed
+    (a request in another thread could cache the old row in between)."""
+    api_keys_changed.send(sender=ApiKey)
+    transaction.on_commit(lambda: api_keys_changed.send(sender=ApiKey))
 
 
 def api_key_create(
@@ -84,6 +93,7 @@ def api_key_revoke(*, api_key: ApiKey, now: dt.datetime | None = None) -> ApiKey
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
         revoked_at=now or timezone.now()
     )
+    _api_keys_changed()
     api_key.refresh_from_db()
     return api_key
 

@@ -53,13 +53,16 @@ MIDDLEWARE = [
     # A lost database is a 503, whichever layer below notices it (billing.urls'
     # error handlers answer the rest in each API's own format).
     "billing.api.errors.DatabaseUnavailableMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The four "Browser" ones (static files, sessions, the signed-in user, flash
+    # messages) step aside on API requests, which authenticate by key only
+    # (billing/api/middleware.py); the others run on every request.
+    "billing.api.middleware.BrowserWhiteNoiseMiddleware",
     "billing.api.body.RequestBodyLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "billing.api.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "billing.api.middleware.BrowserAuthenticationMiddleware",
+    "billing.api.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -165,6 +168,15 @@ ADMIN_LOGIN_LOCKOUT_SECONDS = env_int("ADMIN_LOGIN_LOCKOUT_SECONDS", 15 * 60, mi
 # REMOTE_ADDR. Behind a proxy with 0 every client shares the proxy's address.
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
 
+# --- API keys -------------------------------------------------------------------
+# Seconds a verified API key is trusted without reading it again, per server process
+# (billing/api/authentication.py): a revoked, deleted or re-scoped key, or a deleted
+# account's, stops working within this bound in every process (at once in the one that
+# made the change); expiry is checked on every request. 0 reads the key every time.
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5, minimum=0)
+# Keys each process remembers (least recently used dropped first).
+API_KEY_CACHE_SIZE = env_int("API_KEY_CACHE_SIZE", 1024, minimum=1)
+
 # --- E-mail -----------------------------------------------------------------
 # Django's own names. Without EMAIL_HOST the console backend prints every message
 # (`make run`); with it, SMTP.
@@ -245,6 +257,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    # Accept is only parsed when it can change the answer (billing/api/negotiation.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "billing.api.negotiation.FastContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }

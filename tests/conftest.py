@@ -152,3 +152,14 @@ def _reset_celery_join_guard():
     from celery._state import _set_task_join_will_block
 
     _set_task_join_will_block(False)
+
+
+@pytest.fixture(autouse=True)
+def _empty_verified_key_cache():
+    """Each test starts with no API key remembered as verified (billing/api/authentication.py):
+    a key cached by one test must not answer in another, whose database was rolled back."""
+    from billing.api.authentication import verified_keys
+
+    verified_keys.clear()
+    yield
+    verified_keys.clear()

@@ -33,8 +33,11 @@ EXPECTED = {
     "api_invoices_xml_filtered": HTTP_FIELDS,
     "api_invoices_xml_deep": HTTP_FIELDS,
     "api_invoice_xml": HTTP_FIELDS,
+    "api_invoice_json": HTTP_FIELDS,
     "api_account_invoices_json": HTTP_FIELDS,
+    "v1_invoices_first": HTTP_FIELDS,
     "v1_invoices_filtered": HTTP_FIELDS,
+    "v1_invoices_deep": HTTP_FIELDS,
     "v1_invoice": HTTP_FIELDS,
     "usage_report": HTTP_FIELDS,
     "usage_report_by_service": HTTP_FIELDS,
@@ -52,7 +55,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def smoke_database_url() -> str:
-    """The test database's server, with the benchmark's own small database (never `bench`)."""
+    """The test database's server, with the benchmark's own small database (never `bench`);
+    BENCH_SMOKE_DATABASE_URL (as `make bench-smoke` reads it) names another one."""
+    if os.environ.get("BENCH_SMOKE_DATABASE_URL"):
+        return os.environ["BENCH_SMOKE_DATABASE_URL"]
     db = settings.DATABASES["default"]
     user = urllib.parse.quote(db.get("USER") or "postgres")
     password = db.get("PASSWORD")
@@ -111,6 +117,13 @@ def test_smoke_run_reports_every_benchmark_with_numbers(tmp_path):
                 f"{name}.{field} is {value!r}"
             )
             assert value >= 0, f"{name}.{field} is {value!r}"
+    # and every request rate is also a share of /healthz, measured first in the same run
+    assert results["rows"][0]["name"] == "healthz"
+    assert rows["healthz"]["ratio"] == 1.0
+    for name, fields in EXPECTED.items():
+        if fields == HTTP_FIELDS:
+            assert isinstance(rows[name]["ratio"], float), f"{name} has no share of /healthz"
+            assert rows[name]["ratio"] > 0
     ingest = rows["usage_ingest"]["extra"]
     assert ingest["records_stored"] == ingest["records_sent"]
     assert rows["billing_run"]["extra"]["records_billed"] > 0
