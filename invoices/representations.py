@@ -167,7 +167,9 @@ def render_and_store(ids: Iterable[int]) -> dict[int, dict[str, str]]:
     for start in range(0, len(wanted), BATCH_SIZE):
         batch = wanted[start : start + BATCH_SIZE]
         with transaction.atomic():
-            owners = dict(Invoice.objects.filter(pk__in=batch).values_list("pk", "account_id"))
+            owners = dict(
+                Invoice.objects.filter(pk__in=batch).order_by().values_list("pk", "account_id")
+            )
             accounts = _share_locked(Account, set(owners.values()))
             invoice_ids = _share_locked(
                 Invoice, [pk for pk, owner in owners.items() if owner in accounts]
@@ -323,20 +325,30 @@ def _seller_saved(sender, instance: Seller, created: bool, **kwargs) -> None:
 # --- backfill ----------------------------------------------------------------------
 
 
-def backfill(*, batch_size: int = BATCH_SIZE, limit: int | None = None) -> Iterator[int]:
+def backfill(
+    *, batch_size: int = BATCH_SIZE, limit: int | None = None, shard: int = 0, shards: int = 1
+) -> Iterator[int]:
     """Render every invoice lacking a stored representation of the current version,
-    newest first (what lists show first), in batches; yields each batch's count."""
+    newest first (what lists show first), in batches; yields each batch's count.
+
+    `shard` of `shards`: only the invoices whose id is `shard` modulo `shards`, so
+    that several processes share the work.
+    """
+    stored = InvoiceRepresentation.objects.filter(format_version=format_version()).count()
+    if stored == len(KINDS) * Invoice.objects.count():
+        return  # every invoice has every kind (one row per invoice and kind)
     done = 0
-    last: int | None = None
+    below: int | None = None
     while limit is None or done < limit:
-        qs = Invoice.objects.all()
-        if last is not None:
-            qs = qs.filter(pk__lt=last)
-        candidates = list(qs.order_by("-pk").values_list("pk", flat=True)[: batch_size * 4])
-        if not candidates:
+        qs = Invoice.objects.order_by("-pk")
+        if below is not None:
+            qs = qs.filter(pk__lt=below)
+        window = list(qs.values_list("pk", flat=True)[: batch_size * shards])
+        if not window:
             return
-        last = candidates[-1]
-        missing = missing_ids(Invoice.objects.filter(pk__in=candidates))
+        below = window[-1]
+        mine = [pk for pk in window if pk % shards == shard]
+        missing = missing_ids(Invoice.objects.filter(pk__in=mine)) if mine else []
         if limit is not None:
             missing = missing[: limit - done]
         if missing:
