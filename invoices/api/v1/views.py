@@ -377,8 +377,11 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
     # --- one invoice ---------------------------------------------------------------
 
     def retrieve(self, request, *args, **kwargs) -> Response:
-        # get_object's lookup (filters, 404, permissions) on the stored representation.
-        queryset = self.filter_queryset(self._stored())
+        # get_object's lookup (filters, 404, permissions) on the stored representation;
+        # without query parameters the filters would only order the one row.
+        queryset = self._stored()
+        if request.query_params:
+            queryset = self.filter_queryset(queryset)
         lookup = self.lookup_url_kwarg or self.lookup_field
         invoice = get_object_or_404(queryset, **{self.lookup_field: self.kwargs[lookup]})
         self.check_object_permissions(request, invoice)
