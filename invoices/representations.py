@@ -15,10 +15,12 @@ request, pagination and envelopes are built around the rows, and the PDF's
 signed link is not part of an invoice's representation.
 
 Writes. A service that changes invoices calls `invoices_changed` inside its
-transaction: their rows are deleted there, so no stale row is visible after
-the commit, and rendered again once it has committed (a task; inline without a
-broker, up to EAGER_RENDER_LIMIT invoices). An account's or the seller's change
-deletes the rows that show them (`account_changed`, `seller_changed`).
+transaction, under its locks: the rows are rendered again and stored with the
+change. A change to more than EAGER_RENDER_LIMIT invoices (a billing run)
+deletes their rows instead, so that no stale row is visible after the commit,
+and queues their rendering after it. An account's change renews the rows that
+show it (`account_changed`); a seller profile's change deletes the XML of the
+invoices that show it live (`seller_changed`), rendered again on read.
 
 Reads. `with_stored` annotates a queryset with each invoice's stored body of
 the current format version; `bodies` renders and stores the ones that have
@@ -71,8 +73,9 @@ RENDERER_MODULES = (
     "billing.lib.json_codec",
     "billing.lib.money",
 )
-# Invoices rendered right after a commit when tasks run inline (no broker): a
-# billing run's thousands are left to reads and `manage.py render_representations`.
+# Invoices rendered within the transaction that changed them; a change to more (a
+# billing run's thousands) is rendered after its commit by tasks, or, with no broker,
+# by reads and `manage.py render_representations`.
 EAGER_RENDER_LIMIT = 200
 # Invoices per render statement batch (loading, locking, storing).
 BATCH_SIZE = 500
@@ -257,18 +260,23 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
 
 
 def invoices_changed(invoice_ids: Iterable[int], kinds: Sequence[str] = KINDS) -> None:
-    """Inside the transaction that changed these invoices: forget their stored
-    representations now, render them again once the change has committed."""
+    """Inside the transaction that changed these invoices (holding their accounts' and
+    their own row locks): render their representations again and store them with the
+    change. Past EAGER_RENDER_LIMIT invoices (a billing run's thousands) the rows of
+    `kinds` are deleted instead, and rendered after the commit by a task (or by reads)."""
     ids = sorted(set(invoice_ids))
     if not ids:
         return
+    if len(ids) <= EAGER_RENDER_LIMIT:
+        render_and_store(ids)
+        return
     for chunk in _chunks(ids):
         InvoiceRepresentation.objects.filter(invoice_id__in=chunk, kind__in=list(kinds)).delete()
-    transaction.on_commit(functools.partial(_render_after_commit, ids), robust=True)
+    transaction.on_commit(lambda: _render_after_commit(ids), robust=True)
 
 
 def _render_after_commit(ids: list[int]) -> None:
-    if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False) and len(ids) > EAGER_RENDER_LIMIT:
+    if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
         return  # inline, thousands would stall the caller: reads render them
     for chunk in _chunks(ids):
         render_representations.delay(chunk)

@@ -1011,7 +1011,6 @@ def invoice_charge(
             gateway_response=result.response,
             created_at=now,
         )
-        representations.invoices_changed([locked.pk])  # whatever follows, it has a payment
         if automatic:
             locked.charge_attempts += 1
             locked.last_charge_attempt_at = now
@@ -1047,6 +1046,7 @@ def invoice_charge(
         else:
             locked.save()
             _record_event(locked, InvoiceEvent.Kind.CHARGE_FAILED, actor=actor, data=data, now=now)
+        representations.invoices_changed([locked.pk])  # the declined attempt is shown
         outbox.invoice_event_record(locked, "invoice.payment_failed", now=now)
     raise ChargeFailed("Failed to charge the credit card.")
 
