@@ -227,7 +227,7 @@ def test_a_large_change_deletes_the_rows_and_renders_them_after_commit(
         representations.invoices_changed(invoice.pk for invoice in invoices)
     assert not InvoiceRepresentation.objects.exists()
     monkeypatch.setattr(representations.settings, "CELERY_TASK_ALWAYS_EAGER", False)
-    queued = []
+    queued: list[list[int]] = []
     monkeypatch.setattr(representations.render_representations, "delay", queued.append)
     for callback in callbacks:
         callback()
