@@ -7,4 +7,9 @@ class InvoicesConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the receiver that renders an issued invoice's PDF after commit.
-        from invoices import tasks  # noqa: F401
+        # Connects the receivers that keep stored representations in step with
+        # the accounts and the seller profile they show.
+        from invoices import (
+            representations,  # noqa: F401
+            tasks,  # noqa: F401
+        )

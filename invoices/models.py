@@ -658,6 +658,39 @@ class CreditNoteLine(models.Model):
         return self.name
 
 
+class InvoiceRepresentation(models.Model):
+    """One API representation of an invoice, rendered when the invoice changed and
+    served as stored (invoices.representations): the 3scale JSON and XML fragments
+    and the /v1 JSON. `format_version` names the renderers' code that wrote `body`;
+    a row of another version, or none, is rendered again on read."""
+
+    class Kind(models.TextChoices):
+        THREESCALE_JSON = "3scale_json", "3scale JSON"
+        THREESCALE_XML = "3scale_xml", "3scale XML"
+        V1_JSON = "v1_json", "/v1 JSON"
+
+    # No index of its own: the unique (invoice, kind) index serves every lookup.
+    # On PostgreSQL the key also cascades in the database (migration 0012), so a
+    # raw DELETE of invoices (the benchmark's clean-up) takes their rows along.
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, related_name="representations", db_index=False
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    format_version = models.CharField(max_length=40)
+    body = models.TextField()
+    rendered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "kind"], name="invoice_representation_one_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of invoice {self.invoice_id}"
+
+
 # The delivery models (outbox, webhook endpoints, hosted links) belong to this app.
 from invoices.delivery.models import (  # noqa: E402, F401
     HostedLink,

@@ -40,7 +40,7 @@ from billing.lib.money import (
     vat_amount,
 )
 from billing.lib.months import FIRST_BILLABLE_MONTH, add_months, format_month, month_start
-from invoices import tax
+from invoices import representations, tax
 from invoices.delivery import outbox
 from invoices.exceptions import (
     AccountNotBillable,
@@ -115,7 +115,11 @@ def _record_event(
     now: dt.datetime | None = None,
 ) -> InvoiceEvent:
     """Append one event. Its time is when the change happened (`now`), never a
-    date the client chose: a back-dated issue date is data on the invoice."""
+    date the client chose: a back-dated issue date is data on the invoice.
+
+    Every change to an invoice records its event, so its stored representations
+    are renewed here (invoices.representations)."""
+    representations.invoices_changed([invoice.pk])
     event = _event(
         invoice.pk,
         kind,
@@ -743,6 +747,7 @@ def invoice_recompute(*, invoice: Invoice, actor: str) -> Invoice:
     _apply_live_terms(invoice, invoice.account)
     _refresh_totals(invoice)
     invoice.save()
+    representations.invoices_changed([invoice.pk])
     return invoice
 
 
@@ -1144,6 +1149,7 @@ def invoice_charge(
         else:
             locked.save()
             _record_event(locked, InvoiceEvent.Kind.CHARGE_FAILED, actor=actor, data=data, now=now)
+        representations.invoices_changed([locked.pk])  # the declined attempt is shown
         outbox.invoice_event_record(locked, "invoice.payment_failed", now=now)
     raise ChargeFailed("Failed to charge the credit card.")
 
@@ -1963,4 +1969,5 @@ def invoices_upsert_background_lines(
             )
         )
     InvoiceEvent.objects.bulk_create(events, batch_size=1000)
+    representations.invoices_changed(invoice.pk for _, invoice, *_ in plans)
     return result

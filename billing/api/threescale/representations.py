@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import QuerySet
 
@@ -19,7 +21,7 @@ class Links:
     def href(self, path: str) -> str:
         return self.base + path
 
-    def rel(self, rel: str, path: str) -> dict[str, str]:
+    def rel(self, rel: str, path: str) -> dict[str, Any]:
         return {"rel": rel, "href": self.href(path)}
 
 
@@ -57,9 +59,14 @@ class Pagination:
         }
 
 
-def paginate(qs: QuerySet, page: PageRequest) -> tuple[list, Pagination]:
-    """One page and its pagination; the COUNT is skipped when the page itself tells the total."""
-    rows = page_rows(qs, page)
+def paginate(
+    qs: QuerySet, page: PageRequest, *, select: Callable[[QuerySet], QuerySet] | None = None
+) -> tuple[list, Pagination]:
+    """One page and its pagination; the COUNT is skipped when the page itself tells the total.
+
+    `select` shapes the query that reads the page's rows (the columns it loads), not the count.
+    """
+    rows = page_rows(qs if select is None else select(qs), page)
     if 0 < len(rows) < page.per_page or (page.page == 1 and not rows):
         total = page.offset + len(rows)
     else:

@@ -95,6 +95,22 @@ class Element:
         return "".join(out)
 
 
+class Raw(Element):
+    """Markup written as it is: a fragment this writer produced earlier (an
+    invoice's stored representation), placed in a document built around it."""
+
+    __slots__ = ()
+
+    def __init__(self, markup: str) -> None:  # noqa: D107 - no name to check
+        self.tag = ""
+        self.text = markup
+        self.children = None
+        self.attributes = {}
+
+    def write(self, out: list[str]) -> None:
+        out.append(self.text or "")
+
+
 def container(tag: str, children: Iterable[Element], *, empty_as_pair: bool = False, **attrs):
     """An element holding children; an empty one renders `<tag/>` or, if asked, `<tag></tag>`."""
     items = list(children)

@@ -16,6 +16,7 @@ from typing import Any, cast
 from accounts.models import Seller
 from billing.api.threescale.representations import Links, Pagination
 from billing.api.threescale.values import (
+    dumps,
     iso_date,
     iso_time,
     money,
@@ -25,6 +26,7 @@ from billing.api.threescale.values import (
     ruby_time,
 )
 from billing.api.threescale.xml import Element, container
+from billing.lib.json_codec import JsonNumber
 from invoices.gateways import gateway_response_public
 from invoices.models import Invoice, LineItem, PaymentTransaction
 
@@ -81,6 +83,35 @@ def invoice_json(invoice: Invoice, links: Links) -> dict[str, Any]:
     return data
 
 
+# A stored invoice fragment (invoices.representations) is rendered once for every
+# host the API answers on: each link's base is this placeholder, written raw
+# into the JSON (a control character the writer always escapes inside strings,
+# so it stands for nothing else), and replaced by the request's base on the way out.
+LINK_BASE_PLACEHOLDER = "\x01"
+
+
+class StoredLinks(Links):
+    """Links whose base is the placeholder, for a fragment stored for every host."""
+
+    def __init__(self) -> None:  # no request: the base comes per request
+        self.base = LINK_BASE_PLACEHOLDER
+
+    def rel(self, rel: str, path: str) -> dict[str, Any]:
+        # Written verbatim (paths hold only ASCII letters, digits and slashes).
+        return {"rel": rel, "href": JsonNumber(f'"{LINK_BASE_PLACEHOLDER}{path}"')}
+
+
+def invoice_json_fragment(invoice: Invoice) -> str:
+    """The invoice's JSON (`invoice_json`) with placeholder link bases, for storing."""
+    return dumps(invoice_json(invoice, StoredLinks()))
+
+
+def invoice_json_stored(fragment: str, links: Links) -> JsonNumber:
+    """A stored fragment with this request's links, ready to go into a document."""
+    base = dumps(links.base)[1:-1]  # as a JSON string's content
+    return JsonNumber(fragment.replace(LINK_BASE_PLACEHOLDER, base))
+
+
 def _party(tag: str, *, id, org_name, line1, line2, city, state, country, phone, zip) -> Element:
     address = "\n".join(part for part in (line1, line2) if part)
     return Element(
@@ -115,7 +146,7 @@ def _party_element(tag: str, party: dict, *, name_key: str, default_id=None) -> 
     )
 
 
-def _provider(invoice: Invoice, seller: Seller) -> Element:
+def _provider(invoice: Invoice, seller: Seller | None) -> Element:
     # Frozen at issue once issued, the live profile before.
     return _party_element("provider", invoice.seller(seller), name_key="name")
 
@@ -134,7 +165,7 @@ def _buyer(invoice: Invoice) -> Element:
 def invoice_xml(
     invoice: Invoice,
     *,
-    seller: Seller,
+    seller: Seller | None,
     line_items: Sequence[LineItem],
     payment_transactions_count: int,
 ) -> Element:
@@ -178,7 +209,7 @@ def invoices_xml(elements: Iterable[Element], pagination: Pagination) -> Element
     return root
 
 
-def invoices_json(items: list[dict[str, Any]], pagination: Pagination | None) -> dict[str, Any]:
+def invoices_json(items: Sequence[Any], pagination: Pagination | None) -> dict[str, Any]:
     data: dict[str, Any] = {"invoices": [{"invoice": item} for item in items]}
     if pagination is not None and pagination.has_many_pages:
         data["metadata"] = pagination.json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import signing
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_safe
@@ -26,14 +27,18 @@ from billing.api.threescale.params import (
     text,
 )
 from billing.api.threescale.renderers import Document
+from invoices import representations as stored
 from invoices import services
 from invoices.api.threescale import schema as s
 from invoices.api.threescale.documents import (
+    STORED_INVOICE_FIELDS,
     invoice_document,
     invoice_page_document,
     line_item_document,
     line_items_document,
     payment_transactions_document,
+    stored_invoice_document,
+    stored_invoice_kind,
 )
 from invoices.api.threescale.filters import invoice_search, newest_first
 from invoices.api.threescale.representations import TYPES_BY_3SCALE_NAME
@@ -55,8 +60,8 @@ class InvoiceLookupMixin:
     # The invoice domain's errors name their field: 3scale's 422.
     field_errors = (InvoiceError,)
 
-    def get_invoice(self, pk, *, account_id=None) -> Invoice:
-        """The invoice if this key may see it (and it belongs to `account_id`), else 404."""
+    def _visible(self, pk, account_id) -> QuerySet[Invoice]:
+        """The invoice `pk` if this key may see it (and it belongs to `account_id`)."""
         invoice_id = path_id(pk)
         if invoice_id is None:
             raise NotFound()
@@ -66,10 +71,24 @@ class InvoiceLookupMixin:
             if buyer_id is None:
                 raise NotFound()
             qs = qs.filter(account_id=buyer_id)
-        invoice = qs.select_related("account").filter(pk=invoice_id).first()
+        return qs.filter(pk=invoice_id)
+
+    def get_invoice(self, pk, *, account_id=None) -> Invoice:
+        """The invoice if this key may see it (and it belongs to `account_id`), else 404."""
+        invoice = self._visible(pk, account_id).select_related("account").first()
         if invoice is None:
             raise NotFound()
         return invoice
+
+    def stored_invoice(self, request, pk, *, account_id=None) -> Document:
+        """The invoice's stored representation in the negotiated format, else 404."""
+        kind = stored_invoice_kind(request)
+        qs = stored.with_stored(self._visible(pk, account_id), kind, *STORED_INVOICE_FIELDS)
+        invoice = qs.first()
+        document = None if invoice is None else stored_invoice_document(request, invoice)
+        if document is None:
+            raise NotFound()
+        return document
 
 
 def _period(value, *, ignore_objects: bool = False):
@@ -151,7 +170,7 @@ class InvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     )
     def retrieve(self, request, pk=None, format=None):
         """One invoice."""
-        return Response(invoice_document(request, self.get_invoice(pk)))
+        return Response(self.stored_invoice(request, pk))
 
     @extend_schema(
         summary="Invoice Update",
@@ -253,7 +272,7 @@ class AccountInvoiceViewSet(InvoiceLookupMixin, ThreeScaleViewSet):
     )
     def retrieve(self, request, account_id=None, pk=None, format=None):
         # 3scale 2.16: the invoice must belong to that buyer (newer 3scale forgot to check).
-        return Response(invoice_document(request, self.get_invoice(pk, account_id=account_id)))
+        return Response(self.stored_invoice(request, pk, account_id=account_id))
 
 
 @extend_schema(tags=["3scale: line items"])

@@ -7,6 +7,7 @@ HTTP to service calls and the domain's exceptions to /v1 errors.
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -16,6 +17,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from billing.api.errors import ApiError, ErrorSerializer
@@ -23,7 +25,9 @@ from billing.api.idempotency import KEY_SCHEMA, IdempotencyMixin
 from billing.api.pagination import LinkHeaderPagination
 from billing.api.permissions import request_api_key
 from billing.api.v1 import V1APIMixin
+from billing.lib.json_codec import JsonNumber
 from billing.lib.months import month_start
+from invoices import representations as stored
 from invoices import selectors, services
 from invoices.api.v1 import einvoice as einvoice_api
 from invoices.api.v1.filters import InvoiceFilterSet
@@ -50,9 +54,10 @@ from invoices.exceptions import (
     InvoiceValidationError,
     RefundFailed,
 )
-from invoices.models import CreditNote, Invoice, PaymentTransaction
+from invoices.models import CreditNote, Invoice, InvoiceRepresentation, PaymentTransaction
 
 State = Invoice.State
+_STORED_KIND = InvoiceRepresentation.Kind.V1_JSON
 
 # The state an action leads to; the states it may start from are the model's
 # (the transition map, or what a draft is), spelled out in the refusal.
@@ -337,10 +342,17 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
 
     # --- collection -------------------------------------------------------------
 
+    def _stored(self) -> QuerySet[Invoice]:
+        """Visible invoices with their stored /v1 representation (invoices.representations)."""
+        visible = selectors.invoice_visible_to(request_api_key(self.request))
+        return stored.with_stored(visible, _STORED_KIND)
+
     def list(self, request, *args, **kwargs) -> Response:
-        queryset = self.filter_queryset(self.get_queryset())
+        # One query for the page, whose rows are already JSON; the array is built around them.
+        queryset = self.filter_queryset(self._stored())
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(InvoiceSerializer(page, many=True).data)
+        items = [JsonNumber(body) for _, body in stored.bodies(page or [], _STORED_KIND)]
+        return self.get_paginated_response(items)
 
     def create(self, request, *args, **kwargs) -> Response:
         serializer = InvoiceCreateSerializer(
@@ -365,7 +377,18 @@ class InvoiceViewSet(IdempotencyMixin, V1APIMixin, viewsets.GenericViewSet):
     # --- one invoice ---------------------------------------------------------------
 
     def retrieve(self, request, *args, **kwargs) -> Response:
-        return Response(InvoiceSerializer(self.get_object()).data)
+        # get_object's lookup (filters, 404, permissions) on the stored representation;
+        # without query parameters the filters would only order the one row.
+        queryset = self._stored()
+        if request.query_params:
+            queryset = self.filter_queryset(queryset)
+        lookup = self.lookup_url_kwarg or self.lookup_field
+        invoice = get_object_or_404(queryset, **{self.lookup_field: self.kwargs[lookup]})
+        self.check_object_permissions(request, invoice)
+        body = stored.body(invoice, _STORED_KIND)
+        if body is None:
+            raise Http404
+        return Response(JsonNumber(body))
 
     def update(self, request, *args, **kwargs) -> Response:
         invoice = self.get_object()
