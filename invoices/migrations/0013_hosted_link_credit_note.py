@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0011_delivery_staff_permissions'),
+        ('invoices', '0012_line_vat_categories'),
     ]
 
     operations = [

@@ -35,7 +35,7 @@ END $$;
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0011_delivery_staff_permissions'),
+        ('invoices', '0013_hosted_link_credit_note'),
     ]
 
     operations = [
