@@ -699,9 +699,8 @@ def _bill_accounts(
     # A record arrived in between: count every line against the records now linked to it.
     linked = {
         line_id: (records, cost or ZERO, seconds or 0)
-        for line_id, records, cost, seconds in UsageRecord.objects.filter(
-            line_item_id__in=list(links)
-        )
+        for line_id, records, cost, seconds in UsageRecord.objects.of_month(period)
+        .filter(line_item_id__in=list(links))
         .order_by()
         .values("line_item_id")
         .annotate(records=Count("id"), cost=Sum("cost"), seconds=Sum("duration"))
@@ -785,7 +784,8 @@ def _link_rated(
     if not expected:
         return []
     linked = dict(
-        UsageRecord.objects.filter(line_item_id__in=list(expected))
+        UsageRecord.objects.of_month(period)
+        .filter(line_item_id__in=list(expected))
         .order_by()
         .values("line_item_id")
         .annotate(records=Count("id"))
