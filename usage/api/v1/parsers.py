@@ -21,7 +21,11 @@ from rest_framework.parsers import BaseParser
 
 from billing.api.body import BodyError, read_json
 
-_EXPONENT = re.compile(rb"[0-9][eE]")
+# A number with an exponent: a JSON number token starts the document or follows
+# "[", "," or ":" (and optional whitespace). Text inside a string that looks like
+# one (`"a:1e5"`) only sends the body down the slower path; hex ids such as
+# "i-00003e5f" do not.
+_EXPONENT = re.compile(rb"(?:^|[\[,:])[ \t\r\n]*-?[0-9]+(?:\.[0-9]+)?[eE]")
 
 
 def _loads(data: bytes) -> object:
