@@ -351,7 +351,11 @@ def load(connection, n: dict[str, int]) -> None:
             """,
         )
         load_usage(
-            cur, accounts=accounts, records=usage, first_month=first_usage_month, months=USAGE_MONTHS
+            cur,
+            accounts=accounts,
+            records=usage,
+            first_month=first_usage_month,
+            months=USAGE_MONTHS,
         )
         for table in (
             "accounts_account",
