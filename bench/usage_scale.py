@@ -247,17 +247,21 @@ def _ingest(env: dict, secret: str, ids: list[int], records: int, workers: int, 
     """POST /v1/usage over HTTP (gunicorn), `records` in 5,000-record batches from 4
     clients; every record must be stored; they are deleted afterwards."""
     from bench.server import Gunicorn
-    from bench.usage_ingest import post_bodies, spread_bodies
+    from bench.usage_ingest import _server_cpu, post_bodies, spread_bodies
 
     tag = f"ingest-{time.time_ns()}"
     now = timezone.now()
     bodies = spread_bodies(records, INGEST_BATCH, ids, tag=tag, now=now)
     log = ROOT / "bench-results" / "scale" / "gunicorn.log"
     load_before = os.getloadavg()
-    with Gunicorn(env, port=port, workers=workers, log_path=log):
+    with Gunicorn(env, port=port, workers=workers, log_path=log) as server:
         # One batch to warm the workers up (connections, imports), not timed.
         post_bodies(port, secret, bodies[:workers], clients=workers)
+        assert server.process is not None
+        cpu_before = _server_cpu(server.process.pid)
         stored, seconds = post_bodies(port, secret, bodies[workers:], clients=4)
+        cpu_after = _server_cpu(server.process.pid)
+    cpu = sum(after - cpu_before.get(pid, 0.0) for pid, after in cpu_after.items())
     sent = INGEST_BATCH * (len(bodies) - workers)
     if stored != sent:
         raise SystemExit(f"ingestion stored {stored:,} of {sent:,} records")
@@ -271,6 +275,10 @@ def _ingest(env: dict, secret: str, ids: list[int], records: int, workers: int, 
         "records": stored,
         "seconds": round(seconds, 2),
         "records_per_s": round(stored / seconds),
+        # CPU of the gunicorn workers and of the database's backends: the work
+        # itself, whatever else the machine runs.
+        "server_cpu_seconds": round(cpu, 2),
+        "records_per_cpu_second": round(stored / cpu) if cpu else None,
         "batch": INGEST_BATCH,
         "clients": 4,
         "gunicorn_workers": workers,
@@ -303,6 +311,7 @@ def _report_p50(secret: str, ids: list[int], month: dt.date, runs: int) -> dict:
         response = client.get(path(ids[0]))
     rows = len(json.loads(response.content)["usage"])
     timings = []
+    cpu = _cpu()
     for n in range(runs):
         account = ids[(n * 37) % len(ids)]
         began = time.perf_counter()
@@ -310,11 +319,14 @@ def _report_p50(secret: str, ids: list[int], month: dt.date, runs: int) -> dict:
         timings.append((time.perf_counter() - began) * 1000)
         assert response.status_code == 200
         reset_queries()
+    cpu = _cpu() - cpu
     ordered = sorted(timings)
     return {
         "p50_ms": round(statistics.median(ordered), 2),
         "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1], 2),
         "runs": runs,
+        # This process and its database backend, per request: the work itself.
+        "cpu_ms_per_request": round(cpu / runs * 1000, 2),
         "rows_on_page": rows,
         "queries": len(statements),
         "load_average": [round(x, 2) for x in os.getloadavg()],
@@ -326,9 +338,9 @@ def _billing_run(month: dt.date, workers: int) -> dict:
 
     undo_billing_run(month)
     load_before = os.getloadavg()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), _cpu()
     result = services.usage_bill_month(month=month, workers=workers)
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, _cpu() - cpu
     invoices, _, records = billing_run_counts(month)
     undo_billing_run(month)
     vacuum()
@@ -339,6 +351,8 @@ def _billing_run(month: dt.date, workers: int) -> dict:
         "records_per_s": round(records / seconds) if seconds else None,
         "invoices": invoices,
         "records_billed": result.records_billed,
+        # App and database backend CPU; with one worker that is all the run's work.
+        "cpu_seconds": round(cpu, 1) if workers == 1 else None,
         "workers": workers,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -376,7 +390,8 @@ def scale(args) -> None:
     out["empty_database_bytes"] = _size()
 
     out["ingest_empty"] = _ingest(env, secret, ids, args.ingest_records, args.workers, args.port)
-    say(f"ingestion, empty table:        {out['ingest_empty']['records_per_s']:>9,} records/s "
+    say(f"ingestion, empty table:        {out['ingest_empty']['records_per_s']:>9,} records/s, "
+        f"{out['ingest_empty']['records_per_cpu_second']:,} per server CPU-second "
         f"(load average before {out['ingest_empty']['load_average_before'][0]:.1f})")  # fmt: skip
 
     began = time.perf_counter()
@@ -413,16 +428,18 @@ def scale(args) -> None:
         f"{_gb(out['load']['usage_bytes'])}, keys {_gb(out['load']['keys_bytes'])})")  # fmt: skip
 
     out["ingest_full"] = _ingest(env, secret, ids, args.ingest_records, args.workers, args.port)
-    say(f"ingestion, {args.records:,} rows: {out['ingest_full']['records_per_s']:>9,} records/s "
+    say(f"ingestion, {args.records:,} rows: {out['ingest_full']['records_per_s']:>9,} records/s, "
+        f"{out['ingest_full']['records_per_cpu_second']:,} per server CPU-second "
         f"(load average before {out['ingest_full']['load_average_before'][0]:.1f})")  # fmt: skip
     out["report_full"] = _report_p50(secret, ids, month, args.runs)
     say(f"report, one account-month:     p50 {out['report_full']['p50_ms']} ms, p95 "
-        f"{out['report_full']['p95_ms']} ms ({out['report_full']['queries']} queries, "
+        f"{out['report_full']['p95_ms']} ms, {out['report_full']['cpu_ms_per_request']} ms CPU "
+        f"({out['report_full']['queries']} queries, "
         f"in-process; load average {out['report_full']['load_average'][0]:.1f})")  # fmt: skip
     out["billing_full"] = _billing_run(month, args.billing_workers)
     say(f"billing run {month:%Y-%m}:           {out['billing_full']['seconds']} s, "
         f"{out['billing_full']['records']:,} records, "
-        f"{out['billing_full']['records_per_s']:,} records/s "
+        f"{out['billing_full']['records_per_s']:,} records/s, CPU {out['billing_full']['cpu_seconds']} s "
         f"(load average before {out['billing_full']['load_average_before'][0]:.1f})")  # fmt: skip
 
     if args.compare_months < months:
@@ -436,9 +453,11 @@ def scale(args) -> None:
         out["report_compare"] = _report_p50(secret, ids, month, args.runs)
         out["billing_compare"] = _billing_run(month, args.billing_workers)
         say(f"after detaching {len(detached.detached)} months ({rows:,} rows left): report p50 "
-            f"{out['report_compare']['p50_ms']} ms; billing run "
+            f"{out['report_compare']['p50_ms']} ms ({out['report_compare']['cpu_ms_per_request']} ms "
+            f"CPU); billing run "
             f"{out['billing_compare']['seconds']} s, "
-            f"{out['billing_compare']['records_per_s']:,} records/s "
+            f"{out['billing_compare']['records_per_s']:,} records/s, CPU "
+            f"{out['billing_compare']['cpu_seconds']} s "
             f"(load average before {out['billing_compare']['load_average_before'][0]:.1f})")  # fmt: skip
     out["total_seconds"] = round(time.perf_counter() - started, 1)
     out["database_bytes_at_end"] = _size()
@@ -465,10 +484,12 @@ def main() -> None:
     sca.add_argument("--records", type=int, default=100_000_000)
     sca.add_argument("--accounts", type=int, default=10_000)
     sca.add_argument("--compare-months", type=int, default=10)
-    sca.add_argument("--ingest-records", type=int, default=500_000)
-    sca.add_argument("--runs", type=int, default=200, help="report requests timed")
+    sca.add_argument("--ingest-records", type=int, default=300_000)
+    sca.add_argument("--runs", type=int, default=100, help="report requests timed")
     sca.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    sca.add_argument("--billing-workers", type=int, default=2)
+    sca.add_argument(
+        "--billing-workers", type=int, default=1, help="1: its CPU time is measured too"
+    )
     sca.add_argument("--port", type=int, default=8060)
     args = parser.parse_args()
     if connection.vendor != "postgresql":
