@@ -12,6 +12,12 @@ from tests.support.usage import record
 from usage.api.v1 import parsers
 
 
+def _records(body: bytes) -> list[dict]:
+    document = parsers._loads(body)
+    assert isinstance(document, list)
+    return document
+
+
 def _body(**overrides) -> bytes:
     # Hex resource ids put a digit before an "e" in strings, as real ids do.
     return b"[" + orjson.dumps(record(resource_id="i-00003e5f", **overrides)) + b"]"
@@ -28,18 +34,18 @@ class TestLoads:
     @pytest.mark.parametrize("number", [b"1e-400", b"2.5E-3", b"-1e5", b"1e400"])
     def test_a_number_with_an_exponent_is_read_exactly(self, number):
         body = _body(cost="X").replace(b'"X"', number)
-        (parsed,) = parsers._loads(body)
+        (parsed,) = _records(body)
         assert parsed["cost"] == Decimal(number.decode())
         assert parsed["resource_id"] == "i-00003e5f"
 
     def test_a_plain_float_beside_hex_ids_keeps_its_value(self):
         body = _body(cost="X").replace(b'"X"', b"0.5")
-        (parsed,) = parsers._loads(body)
+        (parsed,) = _records(body)
         assert parsed["cost"] == Decimal("0.5")
 
     def test_a_lone_surrogate_is_kept_for_the_validator(self):
         body = _body(cost="0.25").replace(b'"EC2"', b'"\\ud800"')
-        (parsed,) = parsers._loads(body)
+        (parsed,) = _records(body)
         assert parsed["service"] == "\ud800"
 
     @pytest.mark.parametrize("body", [b"[{", b'[{"id": "3e"', b"1e"])
