@@ -168,11 +168,75 @@ def secondary_indexes_dropped(cur, tables: list[str]):
     cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
     for _, definition in indexes:
-        cur.execute(definition)
+        # A partitioned table's index reads "ON ONLY" (the parent alone): build it everywhere.
+        cur.execute(definition.replace(" ON ONLY ", " ON "))
     for table, name, definition, _ in constraints:
         cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
     label = f"{len(indexes)} indexes, {len(constraints)} constraints rebuilt"
     say(f"  {label:<34} {time.monotonic() - t0:7.1f} s")
+
+
+def load_usage(cur, *, accounts: int, records: int, first_month: dt.date, months: int) -> None:
+    """`records` usage records for accounts 1..`accounts` over `months` months from
+    `first_month`, into the partitioned table (PostgreSQL; see usage.partitions).
+
+    Record j: account 1 + j % accounts, month (j / accounts) % months, spread over
+    the month. Each month gets its partition first (the rest of the current month
+    and the two after it too, as the daily task would). The table of keys is
+    filled once at the end, its primary key rebuilt after the load instead of
+    maintained row by row (the insert trigger is off meanwhile); a duplicate id
+    would fail that rebuild, so the load stays all or nothing. Run it in the
+    caller's transaction, with the secondary indexes dropped for speed.
+    """
+    from usage.partitions import KEYS_CONSTRAINT, KEYS_TABLE, create_month
+
+    today = dt.datetime.now(dt.UTC).date()
+    last = today.year * 12 + today.month + 1
+    month = first_month
+    while month.year * 12 + month.month - 1 <= last:
+        create_month(cur, month)
+        month = months_back(month, -1)
+    cur.execute(f"ALTER TABLE {KEYS_TABLE} DROP CONSTRAINT {KEYS_CONSTRAINT}")
+    cur.execute("ALTER TABLE usage_usagerecord DISABLE TRIGGER usage_keys_insert")
+    step(
+        f"{records:,} usage records",
+        cur,
+        """
+        INSERT INTO usage_usagerecord (account_id, client_id, resource_id, resource_name, service, region,
+            start_time, end_time, duration, cost, line_item_id, created_at, updated_at)
+        SELECT acc, 'u-' || j, 'i-' || lpad(to_hex(j % 5000), 8, '0'), 'server-' || (j % 50),
+            (ARRAY['EC2','RDS','S3','Lambda','EKS'])[1 + (j % 5)],
+            (ARRAY['us-west-1','us-east-1','eu-west-1'])[1 + (j % 3)],
+            start_at, start_at + dur * interval '1 second', dur,
+            round(dur / 3600.0 * (ARRAY[0.0416, 0.068, 0.005, 0.0009, 0.1])[1 + (j % 5)], 6),
+            NULL, now(), now()
+        FROM (
+            SELECT j, 1 + (j % $accounts) AS acc,
+                ($first_month::date + (((j / $accounts) % $months) * interval '1 month'))::timestamptz
+                    + ((j::bigint * 7919) % (27 * 86400)) * interval '1 second' AS start_at,
+                (ARRAY[600, 1800, 3600, 7200])[1 + (j % 4)] AS dur
+            FROM generate_series(1::bigint, $usage) AS j
+        ) AS g
+        """,
+        accounts=accounts,
+        first_month=first_month,
+        months=months,
+        usage=records,
+    )
+    cur.execute("ALTER TABLE usage_usagerecord ENABLE TRIGGER usage_keys_insert")
+    step(
+        "usage keys (account, client id)",
+        cur,
+        f"INSERT INTO {KEYS_TABLE} (account_id, client_id) "
+        "SELECT account_id, client_id FROM usage_usagerecord",
+    )
+    cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    step(
+        "usage keys' primary key",
+        cur,
+        f"ALTER TABLE {KEYS_TABLE} ADD CONSTRAINT {KEYS_CONSTRAINT} "
+        "PRIMARY KEY (account_id, client_id)",
+    )
 
 
 def load(connection, n: dict[str, int]) -> None:
@@ -298,31 +362,12 @@ def load(connection, n: dict[str, int]) -> None:
             FROM invoices_invoice WHERE friendly_id IS NOT NULL GROUP BY 1
             """,
         )
-        # Usage record j: account j % accounts, month (j / accounts) % 10, spread over the month.
-        step(
-            f"{usage:,} usage records",
+        load_usage(
             cur,
-            """
-            INSERT INTO usage_usagerecord (account_id, client_id, resource_id, resource_name, service, region,
-                start_time, end_time, duration, cost, line_item_id, created_at, updated_at)
-            SELECT acc, 'u-' || j, 'i-' || lpad(to_hex(j % 5000), 8, '0'), 'server-' || (j % 50),
-                (ARRAY['EC2','RDS','S3','Lambda','EKS'])[1 + (j % 5)],
-                (ARRAY['us-west-1','us-east-1','eu-west-1'])[1 + (j % 3)],
-                start_at, start_at + dur * interval '1 second', dur,
-                round(dur / 3600.0 * (ARRAY[0.0416, 0.068, 0.005, 0.0009, 0.1])[1 + (j % 5)], 6),
-                NULL, now(), now()
-            FROM (
-                SELECT j, 1 + (j % $accounts) AS acc,
-                    ($first_month::date + (((j / $accounts) % $months) * interval '1 month'))::timestamptz
-                        + ((j::bigint * 7919) % (27 * 86400)) * interval '1 second' AS start_at,
-                    (ARRAY[600, 1800, 3600, 7200])[1 + (j % 4)] AS dur
-                FROM generate_series(1::bigint, $usage) AS j
-            ) AS g
-            """,
             accounts=accounts,
+            records=usage,
             first_month=first_usage_month,
             months=USAGE_MONTHS,
-            usage=usage,
         )
         for table in (
             "accounts_account",

@@ -12,6 +12,7 @@ concurrent keep-alive connections and prints records per second.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import http.client
 import os
 import queue
@@ -64,6 +65,75 @@ def _bodies(records: int, batch: int) -> list[bytes]:
         ]
         bodies.append(orjson.dumps(rows))
     return bodies
+
+
+def spread_bodies(
+    records: int, batch: int, account_ids: list[int], *, tag: str, now: dt.datetime
+) -> list[bytes]:
+    """Bodies for a provider-wide key: records spread over `account_ids`, each
+    starting in the hour before `now` (the current month's partition)."""
+    bodies = []
+    base = now - dt.timedelta(hours=1)
+    for first in range(0, records, batch):
+        rows = []
+        for n in range(first, min(first + batch, records)):
+            start = base + dt.timedelta(seconds=n % 3000)
+            rows.append(
+                {
+                    "id": f"{tag}-{n}",
+                    "account_id": account_ids[n % len(account_ids)],
+                    "resource_id": f"i-{n % 5000:08x}",
+                    "resource_name": f"server-{n % 50}",
+                    "service": ("EC2", "RDS", "S3", "Lambda", "EKS")[n % 5],
+                    "region": ("us-west-1", "us-east-1", "eu-west-1")[n % 3],
+                    "start_time": start.isoformat().replace("+00:00", "Z"),
+                    "end_time": (start + dt.timedelta(seconds=600))
+                    .isoformat()
+                    .replace("+00:00", "Z"),
+                    "cost": f"0.{n % 1000:03d}125",
+                }
+            )
+        bodies.append(orjson.dumps(rows))
+    return bodies
+
+
+def post_bodies(port: int, secret: str, bodies: list[bytes], clients: int) -> tuple[int, float]:
+    """POST every body from `clients` keep-alive connections; (records stored, seconds).
+    Any answer other than 201 stops the benchmark."""
+    work: queue.Queue[bytes] = queue.Queue()
+    for body in bodies:
+        work.put(body)
+    stored = [0]
+    failures: list[str] = []
+    lock = threading.Lock()
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        while True:
+            try:
+                body = work.get_nowait()
+            except queue.Empty:
+                return
+            conn.request("POST", "/v1/usage", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            with lock:
+                if response.status != 201:
+                    failures.append(f"{response.status}: {payload[:200]!r}")
+                else:
+                    stored[0] += orjson.loads(payload)["stored"]
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"{len(failures)} failed requests, first: {failures[0]}")
+    return stored[0], elapsed
 
 
 def _proc_cpu(pid: int) -> float:

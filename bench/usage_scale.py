@@ -7,29 +7,56 @@ database named by DATABASE_URL first, so point it at a scratch database.
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/usage_scratch DEBUG=1
     python bench/usage_scale.py report --records 3000000 --accounts 1000
     python bench/usage_scale.py billing --records 1000000 --accounts 10000
+    python bench/usage_scale.py scale --records 100000000   # what `make bench-scale` runs
 
 `report` times one account's month (total, grouped by service, the first page
 of raw rows and its count) with the covering index, then with a plain
 (account_id, start_time) index for comparison. `billing` times one billing run
 over a month of unbilled usage, then a second run (nothing left to bill).
+
+`scale` rebuilds the database's schema (it empties the whole database), makes
+10,000 accounts and measures, with production settings: ingestion over HTTP
+into the empty table; then loads `--records` usage records (1,000,000 a month
+over as many months as that takes, ending last month, bench/generate.py's
+layout) and measures ingestion over HTTP again, a one-account-month report
+(in-process through the whole Django stack) and the billing run of last
+month; then detaches every month but the last `--compare-months` (10 by
+default: 10,000,000 records left, the `make bench` size) and measures the same
+report and the same month's billing run again. It prints the load's time and
+the database's size, and writes bench-results/scale/results.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing.settings")
+if sys.argv[1:2] == ["scale"]:
+    # Production settings, as `make bench` measures (no DEBUG query log).
+    from bench.server import production_env
+
+    os.environ.update(
+        production_env(os.environ.get("DATABASE_URL", ""), work_dir=ROOT / "bench-results")
+    )
+    os.environ["ALLOWED_HOSTS"] = "127.0.0.1,testserver"
+    os.environ["MAX_REQUEST_BYTES"] = str(64 * 1024 * 1024)
 os.environ.setdefault("DEBUG", "1")
 
 import django  # noqa: E402
 
+if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+    from bench.run import ensure_database  # noqa: E402
+
+    ensure_database(os.environ["DATABASE_URL"])
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
@@ -187,6 +214,260 @@ def billing(args) -> None:
           f"{again.records_billed} records, {again.invoices_updated} invoices updated")  # fmt: skip
 
 
+# --- scale: make bench-scale ---------------------------------------------------------
+
+PER_MONTH = 1_000_000
+INGEST_BATCH = 5_000
+
+
+def _rebuild_schema(accounts: int) -> list[int]:
+    """An empty database at the current migrations, with `accounts` accounts (ids 1..N)."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA public CASCADE")
+        cursor.execute("CREATE SCHEMA public")
+    call_command("migrate", verbosity=0)
+    Account.objects.bulk_create(
+        (Account(org_name=f"Scale {n:05d}", currency="USD") for n in range(accounts)),
+        batch_size=2000,
+    )
+    return list(Account.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def _size(sql: str = "SELECT pg_database_size(current_database())") -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return int(cursor.fetchone()[0])
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.1f} GB"
+
+
+def _ingest(env: dict, secret: str, ids: list[int], records: int, workers: int, port: int) -> dict:
+    """POST /v1/usage over HTTP (gunicorn), `records` in 5,000-record batches from 4
+    clients; every record must be stored; they are deleted afterwards."""
+    from bench.server import Gunicorn
+    from bench.usage_ingest import _server_cpu, post_bodies, spread_bodies
+
+    tag = f"ingest-{time.time_ns()}"
+    now = timezone.now()
+    bodies = spread_bodies(records, INGEST_BATCH, ids, tag=tag, now=now)
+    log = ROOT / "bench-results" / "scale" / "gunicorn.log"
+    load_before = os.getloadavg()
+    with Gunicorn(env, port=port, workers=workers, log_path=log) as server:
+        # One batch to warm the workers up (connections, imports), not timed.
+        post_bodies(port, secret, bodies[:workers], clients=workers)
+        assert server.process is not None
+        cpu_before = _server_cpu(server.process.pid)
+        stored, seconds = post_bodies(port, secret, bodies[workers:], clients=4)
+        cpu_after = _server_cpu(server.process.pid)
+    cpu = sum(after - cpu_before.get(pid, 0.0) for pid, after in cpu_after.items())
+    sent = INGEST_BATCH * (len(bodies) - workers)
+    if stored != sent:
+        raise SystemExit(f"ingestion stored {stored:,} of {sent:,} records")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM usage_usagerecord WHERE start_time >= %s AND client_id LIKE %s",
+            [now - dt.timedelta(hours=2), f"{tag}-%"],
+        )
+        cursor.execute("VACUUM (ANALYZE) usage_usagerecord, usage_usagerecord_key")
+    return {
+        "records": stored,
+        "seconds": round(seconds, 2),
+        "records_per_s": round(stored / seconds),
+        # CPU of the gunicorn workers and of the database's backends: the work
+        # itself, whatever else the machine runs.
+        "server_cpu_seconds": round(cpu, 2),
+        "records_per_cpu_second": round(stored / cpu) if cpu else None,
+        "batch": INGEST_BATCH,
+        "clients": 4,
+        "gunicorn_workers": workers,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _report_p50(secret: str, ids: list[int], month: dt.date, runs: int) -> dict:
+    """GET /v1/usage/report for one account's month, in-process through the whole
+    Django stack (middleware, key check, view, JSON), `runs` accounts in turn."""
+    from django.db import reset_queries
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    last = month_end(month)
+
+    def path(account: int) -> str:
+        return f"/v1/usage/report?start_date={month}&end_date={last}&account_id={account}"
+
+    for account in ids[:5]:
+        assert client.get(path(account)).status_code == 200
+    statements = []
+
+    def count(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        response = client.get(path(ids[0]))
+    rows = len(json.loads(response.content)["usage"])
+    timings = []
+    cpu = _cpu()
+    for n in range(runs):
+        account = ids[(n * 37) % len(ids)]
+        began = time.perf_counter()
+        response = client.get(path(account))
+        timings.append((time.perf_counter() - began) * 1000)
+        assert response.status_code == 200
+        reset_queries()
+    cpu = _cpu() - cpu
+    ordered = sorted(timings)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1], 2),
+        "runs": runs,
+        # This process and its database backend, per request: the work itself.
+        "cpu_ms_per_request": round(cpu / runs * 1000, 2),
+        "rows_on_page": rows,
+        "queries": len(statements),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _billing_run(month: dt.date, workers: int) -> dict:
+    from bench.run import billing_run_counts, undo_billing_run, vacuum
+
+    undo_billing_run(month)
+    load_before = os.getloadavg()
+    began, cpu = time.perf_counter(), _cpu()
+    result = services.usage_bill_month(month=month, workers=workers)
+    seconds, cpu = time.perf_counter() - began, _cpu() - cpu
+    invoices, _, records = billing_run_counts(month)
+    undo_billing_run(month)
+    vacuum()
+    return {
+        "month": f"{month:%Y-%m}",
+        "seconds": round(seconds, 1),
+        "records": records,
+        "records_per_s": round(records / seconds) if seconds else None,
+        "invoices": invoices,
+        "records_billed": result.records_billed,
+        # App and database backend CPU; with one worker that is all the run's work.
+        "cpu_seconds": round(cpu, 1) if workers == 1 else None,
+        "workers": workers,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM usage_usagerecord")
+        return int(cursor.fetchone()[0])
+
+
+def scale(args) -> None:
+    from django.db import transaction
+
+    from accounts.services import api_key_create
+    from bench.generate import load_usage, months_back, secondary_indexes_dropped
+    from bench.run import machine
+    from usage.partitions import partitions_detach
+
+    env = {k: os.environ[k] for k in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL",
+                                      "CONN_MAX_AGE", "SECURE_SSL_REDIRECT", "STATIC_MANIFEST",
+                                      "MEDIA_ROOT", "STATIC_ROOT", "LOG_LEVEL",
+                                      "DJANGO_SETTINGS_MODULE", "MAX_REQUEST_BYTES")}  # fmt: skip
+    months = max(1, args.records // PER_MONTH)
+    today = timezone.now().date()
+    month = previous_month(today)
+    out: dict = {"machine": machine(), "records": args.records, "months": months,
+                 "accounts": args.accounts, "billed_month": f"{month:%Y-%m}"}  # fmt: skip
+    say(f"bench-scale: {args.records:,} usage records over {months} months, "
+        f"{args.accounts:,} accounts ({_load()})")  # fmt: skip
+    started = time.perf_counter()
+    ids = _rebuild_schema(args.accounts)
+    _, secret = api_key_create(name="bench-scale", scope="write")
+    out["empty_database_bytes"] = _size()
+
+    out["ingest_empty"] = _ingest(env, secret, ids, args.ingest_records, args.workers, args.port)
+    say(f"ingestion, empty table:        {out['ingest_empty']['records_per_s']:>9,} records/s, "
+        f"{out['ingest_empty']['records_per_cpu_second']:,} per server CPU-second "
+        f"(load average before {out['ingest_empty']['load_average_before'][0]:.1f})")  # fmt: skip
+
+    began = time.perf_counter()
+    with (
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        secondary_indexes_dropped(cursor, ["usage_usagerecord"]),
+    ):
+        load_usage(
+            cursor,
+            accounts=len(ids),
+            records=args.records,
+            first_month=months_back(today, months),
+            months=months,
+        )
+    loaded = time.perf_counter() - began
+    with connection.cursor() as cursor:
+        vacuum_began = time.perf_counter()
+        cursor.execute("VACUUM (ANALYZE) usage_usagerecord, usage_usagerecord_key")
+        vacuumed = time.perf_counter() - vacuum_began
+    out["load"] = {
+        "seconds": round(loaded, 1),
+        "vacuum_analyze_seconds": round(vacuumed, 1),
+        "database_bytes": _size(),
+        "usage_bytes": _size(
+            "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+            "WHERE inhparent = 'usage_usagerecord'::regclass"
+        ),
+        "keys_bytes": _size("SELECT pg_total_relation_size('usage_usagerecord_key')"),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    say(f"loaded {args.records:,} records in {loaded:.0f} s, then VACUUM (ANALYZE) in "
+        f"{vacuumed:.0f} s; database {_gb(out['load']['database_bytes'])} (records "
+        f"{_gb(out['load']['usage_bytes'])}, keys {_gb(out['load']['keys_bytes'])})")  # fmt: skip
+
+    out["ingest_full"] = _ingest(env, secret, ids, args.ingest_records, args.workers, args.port)
+    say(f"ingestion, {args.records:,} rows: {out['ingest_full']['records_per_s']:>9,} records/s, "
+        f"{out['ingest_full']['records_per_cpu_second']:,} per server CPU-second "
+        f"(load average before {out['ingest_full']['load_average_before'][0]:.1f})")  # fmt: skip
+    out["report_full"] = _report_p50(secret, ids, month, args.runs)
+    say(f"report, one account-month:     p50 {out['report_full']['p50_ms']} ms, p95 "
+        f"{out['report_full']['p95_ms']} ms, {out['report_full']['cpu_ms_per_request']} ms CPU "
+        f"({out['report_full']['queries']} queries, "
+        f"in-process; load average {out['report_full']['load_average'][0]:.1f})")  # fmt: skip
+    out["billing_full"] = _billing_run(month, args.billing_workers)
+    say(f"billing run {month:%Y-%m}:           {out['billing_full']['seconds']} s, "
+        f"{out['billing_full']['records']:,} records, "
+        f"{out['billing_full']['records_per_s']:,} records/s, CPU {out['billing_full']['cpu_seconds']} s "
+        f"(load average before {out['billing_full']['load_average_before'][0]:.1f})")  # fmt: skip
+
+    if args.compare_months < months:
+        detached = partitions_detach(
+            before=months_back(today, args.compare_months), drop=True, force=True
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE) usage_usagerecord")
+        rows = _rows()
+        out["compare"] = {"months_detached": len(detached.detached), "rows": rows}
+        out["report_compare"] = _report_p50(secret, ids, month, args.runs)
+        out["billing_compare"] = _billing_run(month, args.billing_workers)
+        say(f"after detaching {len(detached.detached)} months ({rows:,} rows left): report p50 "
+            f"{out['report_compare']['p50_ms']} ms ({out['report_compare']['cpu_ms_per_request']} ms "
+            f"CPU); billing run "
+            f"{out['billing_compare']['seconds']} s, "
+            f"{out['billing_compare']['records_per_s']:,} records/s, CPU "
+            f"{out['billing_compare']['cpu_seconds']} s "
+            f"(load average before {out['billing_compare']['load_average_before'][0]:.1f})")  # fmt: skip
+    out["total_seconds"] = round(time.perf_counter() - started, 1)
+    out["database_bytes_at_end"] = _size()
+    path = ROOT / "bench-results" / "scale" / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    say(f"done in {out['total_seconds']:.0f} s; database now {_gb(out['database_bytes_at_end'])}; "
+        f"figures in {path.relative_to(ROOT)}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,10 +480,21 @@ def main() -> None:
     bil.add_argument("--accounts", type=int, default=10_000)
     bil.add_argument("--batch-size", type=int, default=services.BILLING_BATCH_ACCOUNTS)
     bil.add_argument("--workers", type=int, default=2)
+    sca = sub.add_parser("scale")
+    sca.add_argument("--records", type=int, default=100_000_000)
+    sca.add_argument("--accounts", type=int, default=10_000)
+    sca.add_argument("--compare-months", type=int, default=10)
+    sca.add_argument("--ingest-records", type=int, default=300_000)
+    sca.add_argument("--runs", type=int, default=100, help="report requests timed")
+    sca.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    sca.add_argument(
+        "--billing-workers", type=int, default=1, help="1: its CPU time is measured too"
+    )
+    sca.add_argument("--port", type=int, default=8060)
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database.")
-    {"report": report, "billing": billing}[args.command](args)
+    {"report": report, "billing": billing, "scale": scale}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -237,6 +237,8 @@ CELERY_BEAT_SCHEDULE = {
     # The outbox: retries and anything whose after-commit task was lost.
     "deliver-notifications": {"task": "delivery.sweep", "schedule": crontab()},
     "send-reminders": {"task": "delivery.send_reminders", "schedule": crontab(minute=0, hour=7)},
+    # Usage partitions (PostgreSQL): this month's and the next two, made ahead.
+    "usage-partitions": {"task": "usage.ensure_partitions", "schedule": crontab(minute=45, hour=1)},
     "prune-idempotency-keys": {
         "task": "accounts.idempotency_keys_prune",
         "schedule": crontab(minute=30),

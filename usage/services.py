@@ -3,8 +3,10 @@
 Ingestion is all or nothing per batch, and idempotent through the client's
 record id: the unique constraint on (account, client_id) decides which
 records are new, so concurrent or repeated deliveries never store a record
-twice. On PostgreSQL the batch is COPYed into a temporary staging table and
-moved over with one INSERT ... SELECT ... ON CONFLICT DO NOTHING.
+twice. On PostgreSQL the batch is COPYed into a temporary staging table, its
+keys are reserved in the table of keys (`INSERT ... ON CONFLICT DO NOTHING`, see
+usage.partitions) and the records whose keys were new are moved over with one
+INSERT ... SELECT into the partitioned table, which routes each to its month.
 
 The billing run turns a month's unbilled usage into background invoices, one
 line per service and region: it totals the usage, hands the lines to
@@ -48,6 +50,7 @@ from usage.exceptions import (
     UsageRecordsInvalid,
 )
 from usage.models import Metric, Subscription, UsageRecord
+from usage.partitions import KEYS_RESERVED_SETTING, KEYS_TABLE
 from usage.validation import COLUMNS, MAX_BATCH_RECORDS, CleanRecord, clean_record
 
 BILLING_ACTOR = "system:billing_run"
@@ -198,6 +201,18 @@ def _count_existing(rows: list[CleanRecord]) -> int:
     for record in rows:
         by_account[record.account_id].append(record.client_id)
     existing = 0
+    if connection.vendor == "postgresql":
+        # The table of keys answers by its primary key; the records table has no
+        # index on the client id (it is partitioned by month).
+        with connection.cursor() as cursor:
+            for account, ids in by_account.items():
+                cursor.execute(
+                    f"SELECT count(*) FROM {KEYS_TABLE} "
+                    "WHERE account_id = %s AND client_id = ANY(%s)",
+                    [account, ids],
+                )
+                existing += cursor.fetchone()[0]
+        return existing
     for account, ids in by_account.items():
         for start in range(0, len(ids), 500):
             existing += UsageRecord.objects.filter(
@@ -212,27 +227,42 @@ _STAGING_DDL = (
     "service text, region text, start_time timestamptz, end_time timestamptz, "
     "duration bigint, cost numeric, metric text, quantity numeric) ON COMMIT DELETE ROWS"
 )
+_COLUMNS_SQL = ", ".join(COLUMNS)
+# One round trip, three statements: the keys are reserved in key order (two
+# batches sharing keys wait for each other instead of deadlocking), a key
+# already taken, or taken by a concurrent batch that commits, is skipped
+# (ON CONFLICT waits for that batch to end), and the records of the keys just
+# reserved are inserted with the key trigger told that their keys are written.
+# The setting is reset at once: other writes of the same transaction are
+# checked again.
+_MOVE_SQL = (
+    f"SELECT set_config('{KEYS_RESERVED_SETTING}', 'on', true); "
+    f"WITH fresh AS (INSERT INTO {KEYS_TABLE} (account_id, client_id) "
+    "SELECT account_id, client_id FROM usage_staging ORDER BY account_id, client_id "
+    "ON CONFLICT DO NOTHING RETURNING account_id, client_id) "
+    f"INSERT INTO {UsageRecord._meta.db_table} ({_COLUMNS_SQL}) "
+    f"SELECT {', '.join('s.' + c for c in COLUMNS)} FROM usage_staging s "
+    "JOIN fresh f ON f.account_id = s.account_id AND f.client_id = s.client_id; "
+    f"SELECT set_config('{KEYS_RESERVED_SETTING}', 'off', true)"
+)
 
 
 def _insert_postgresql(rows: list[CleanRecord]) -> int:
-    """COPY into a per-connection staging table, then one conflict-ignoring INSERT.
+    """COPY into a per-connection staging table, then reserve the keys and insert.
 
     Returns how many rows were inserted; the rest were already stored.
     """
-    table = UsageRecord._meta.db_table
-    columns = ", ".join(COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(_STAGING_DDL)
         # Emptied at every commit; this also clears rows of an enclosing
         # transaction that has not committed yet (several batches in one).
         cursor.execute("DELETE FROM usage_staging")
-        with cursor.cursor.copy(f"COPY usage_staging ({columns}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY usage_staging ({_COLUMNS_SQL}) FROM STDIN") as copy:
             copy.write(_copy_text(rows))
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM usage_staging "
-            "ON CONFLICT (account_id, client_id) DO NOTHING"
-        )
-        return cursor.rowcount
+        cursor.execute(_MOVE_SQL)
+        # Three results in order (set_config, the INSERT, set_config): the INSERT's count.
+        cursor.cursor.nextset()
+        return cursor.cursor.rowcount
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -669,9 +699,8 @@ def _bill_accounts(
     # A record arrived in between: count every line against the records now linked to it.
     linked = {
         line_id: (records, cost or ZERO, seconds or 0)
-        for line_id, records, cost, seconds in UsageRecord.objects.filter(
-            line_item_id__in=list(links)
-        )
+        for line_id, records, cost, seconds in UsageRecord.objects.of_month(period)
+        .filter(line_item_id__in=list(links))
         .order_by()
         .values("line_item_id")
         .annotate(records=Count("id"), cost=Sum("cost"), seconds=Sum("duration"))
@@ -755,7 +784,8 @@ def _link_rated(
     if not expected:
         return []
     linked = dict(
-        UsageRecord.objects.filter(line_item_id__in=list(expected))
+        UsageRecord.objects.of_month(period)
+        .filter(line_item_id__in=list(expected))
         .order_by()
         .values("line_item_id")
         .annotate(records=Count("id"))

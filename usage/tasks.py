@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing.lib.months import parse_month, previous_month
+from usage.partitions import AHEAD_MONTHS, partitions_ensure
 from usage.services import usage_bill_month
 
 
@@ -16,3 +17,10 @@ def usage_bill_month_task(
     """The billing run for `month` (YYYY-MM), by default the month before today."""
     period = parse_month(month) if month else previous_month(timezone.now().date())
     return usage_bill_month(month=period, account_id=account_id, workers=workers).as_dict()
+
+
+@shared_task(name="usage.ensure_partitions", acks_late=True)
+def usage_ensure_partitions_task(ahead: int = AHEAD_MONTHS) -> dict:
+    """PostgreSQL: the partitions of this month and `ahead` months after it, and of any
+    month with records waiting in the DEFAULT partition (moved in). Daily; idempotent."""
+    return partitions_ensure(ahead=ahead).as_dict()
