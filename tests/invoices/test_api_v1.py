@@ -516,7 +516,7 @@ def many_invoices(owner) -> list[Invoice]:
                 account=owner.account,
                 state=state,
                 lines=[("1", "10.00"), ("2", f"{index + 1}.00")],
-                now=timezone.now() - dt.timedelta(minutes=len(states) - index),
+                now=timezone.now() - dt.timedelta(seconds=len(states) - index),
             )
         )
     return invoices

@@ -141,7 +141,9 @@ def test_hand_set_number_format(bad):
 def test_hand_set_number_must_be_unique():
     taken = services.invoice_issue(invoice=make_invoice(period=NOV), actor="t")
     with pytest.raises(InvoiceValidationError, match="already been taken"):
-        services.invoice_update(invoice=make_invoice(), friendly_id=taken.friendly_id, actor="t")
+        services.invoice_update(
+            invoice=make_invoice(period=NOV), friendly_id=taken.friendly_id, actor="t"
+        )
 
 
 @pytest.mark.postgres
