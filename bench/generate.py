@@ -86,7 +86,10 @@ def main() -> int:
         )
         cur.execute("SELECT value FROM bench_meta WHERE key = 'scale'")
         row = cur.fetchone()
-        if row and row[0] == repr(args.scale) and not args.force:
+        # The data's months end with last month: a load from an earlier month is stale
+        # (its "last full month" has no usage to bill), so the stamp carries the month.
+        stamp = f"{args.scale!r} loaded in {dt.datetime.now(dt.UTC):%Y-%m}"
+        if row and row[0] == stamp and not args.force:
             say(f"Benchmark data at scale {args.scale} already loaded: {n}")
             render_representations(n)
             return 0
@@ -95,7 +98,7 @@ def main() -> int:
     with connection.cursor() as cur:
         cur.execute(
             "INSERT INTO bench_meta VALUES ('scale', %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [repr(args.scale)],
+            [stamp],
         )
     say(f"Loaded {n} in {time.monotonic() - started:.1f} s")
     render_representations(n)
