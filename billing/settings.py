@@ -98,6 +98,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The same backend, with a health check that needs no round trip (billing/db/).
+        DATABASES["default"]["ENGINE"] = "billing.db.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The usage report's covering index (INCLUDE columns) is a PostgreSQL feature;
 # SQLite builds the same index without them, which is all it needs.
@@ -176,6 +179,12 @@ TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5, minimum=0)
 # Keys each process remembers (least recently used dropped first).
 API_KEY_CACHE_SIZE = env_int("API_KEY_CACHE_SIZE", 1024, minimum=1)
+# Invoice reads answered from their stored representations below REST framework
+# (invoices/api/fast_reads.py); 0 sends every read through REST framework.
+API_FAST_READS = env_bool("API_FAST_READS", True)
+# PostgreSQL: those reads prepare their few statements once per connection. Turn off
+# behind a pooler in transaction mode that does not keep prepared statements.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 
 # --- E-mail -----------------------------------------------------------------
 # Django's own names. Without EMAIL_HOST the console backend prints every message

@@ -163,3 +163,14 @@ def _empty_verified_key_cache():
     verified_keys.clear()
     yield
     verified_keys.clear()
+
+
+@pytest.fixture(autouse=True)
+def _empty_shared_cache():
+    """Each test starts with an empty cache (shared list totals, sign-in throttling,
+    live PDFs): what one test left there must not answer in another."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -169,15 +169,49 @@ def _verified_key(raw: str) -> ApiKey | None:
     return None
 
 
-def _check(raw: str, message: str) -> tuple[ApiKeyPrincipal, ApiKey]:
+def key_for_secret(raw: str) -> ApiKey | None:
+    """The usable key whose secret is `raw` (its use noted), or None: the one key check
+    of every API request, REST framework's or the stored reads' (invoices.api.fast_reads)."""
     key = _verified_key(raw)
     now = timezone.now()
     if key is None or not key.is_usable(now):
-        raise AuthenticationFailed(message)
+        return None
     # On the shared cached copy, so the next request knows it was just written.
     api_key_touch(api_key=key, now=now)
-    key = _copy_key(key)  # each request its own instance: views may cache relations on it
+    return _copy_key(key)  # each request its own instance: views may cache relations on it
+
+
+def _check(raw: str, message: str) -> tuple[ApiKeyPrincipal, ApiKey]:
+    key = key_for_secret(raw)
+    if key is None:
+        raise AuthenticationFailed(message)
     return ApiKeyPrincipal(key), key
+
+
+def threescale_credential(query, meta, post=None) -> str | None:
+    """The secret of a 3scale request: `access_token` or `provider_key` in the query (or
+    in `post`, a form body), else HTTP Basic (user or password), else Bearer."""
+    for name in ("access_token", "provider_key"):
+        value = query.get(name)
+        if value:
+            return value
+    if post is not None:
+        for name in ("access_token", "provider_key"):
+            value = post.get(name)
+            if value:
+                return value
+    header = meta.get("HTTP_AUTHORIZATION", "")
+    if header[:6].lower() == "basic ":
+        return _basic_credentials(header)
+    if header[:7].lower() == "bearer ":
+        return _bearer_token(header)
+    return None
+
+
+def bearer_credential(meta) -> str | None:
+    """The secret of `Authorization: Bearer <key>` (None without one, or another scheme)."""
+    header = meta.get("HTTP_AUTHORIZATION", "")
+    return _bearer_token(header) if header else None
 
 
 class ThreeScaleKeyAuthentication(BaseAuthentication):
@@ -193,27 +227,16 @@ class ThreeScaleKeyAuthentication(BaseAuthentication):
 
     @staticmethod
     def _credential(request) -> str | None:
-        for name in ("access_token", "provider_key"):
-            value = request.query_params.get(name)
-            if value:
-                return value
         # Only form bodies are looked at here: reading a JSON body before the
         # view would turn a malformed body into an authentication error.
-        post = getattr(request._request, "POST", None)
-        content_type = request.content_type or ""
-        if post is not None and content_type.startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")
-        ):
-            for name in ("access_token", "provider_key"):
-                value = request._request.POST.get(name)
-                if value:
-                    return value
-        header = request._request.META.get("HTTP_AUTHORIZATION", "")
-        if header[:6].lower() == "basic ":
-            return _basic_credentials(header)
-        if header[:7].lower() == "bearer ":
-            return _bearer_token(header)
-        return None
+        query, post = request.query_params, None
+        if not (query.get("access_token") or query.get("provider_key")):
+            content_type = request.content_type or ""
+            if getattr(request._request, "POST", None) is not None and content_type.startswith(
+                ("application/x-www-form-urlencoded", "multipart/form-data")
+            ):
+                post = request._request.POST
+        return threescale_credential(query, request._request.META, post)
 
     def authenticate_header(self, request):
         return None  # no challenge: 3scale answers 403, never 401
@@ -225,10 +248,9 @@ class BearerKeyAuthentication(BaseAuthentication):
     message = "Invalid, expired or revoked API key."
 
     def authenticate(self, request):
-        header = request._request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
+        if not request._request.META.get("HTTP_AUTHORIZATION", ""):
             return None
-        raw = _bearer_token(header)
+        raw = bearer_credential(request._request.META)
         if raw is None:
             raise AuthenticationFailed("Use the Authorization: Bearer <key> header.")
         return _check(raw, self.message)

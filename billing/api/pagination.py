@@ -83,8 +83,9 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _positive_int(request, name: str, default: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
+def positive_int(query, name: str, default: int, maximum: int) -> int:
+    """/v1's strict `page` or `per_page` from the query; ApiError (400) naming it."""
+    raw = query.get(name)
     if raw is None:
         return default
     # `?page=` (empty) is refused like any other non-number, as the schema says.
@@ -110,15 +111,16 @@ class LinkHeaderPagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None) -> list[Any]:
         self.request = request
-        self.page = _positive_int(request, self.page_query_param, 1, MAX_PAGE)
-        self.per_page = _positive_int(
-            request, self.page_size_query_param, self.default_per_page, self.max_per_page
+        query = request.query_params
+        self.page = positive_int(query, self.page_query_param, 1, MAX_PAGE)
+        self.per_page = positive_int(
+            query, self.page_size_query_param, self.default_per_page, self.max_per_page
         )
         self.count = list_total(queryset)
-        offset = (self.page - 1) * self.per_page
-        if offset >= self.count:
+        page = PageRequest(page=self.page, per_page=self.per_page)
+        if page.offset >= self.count:
             return []
-        return list(queryset[offset : offset + self.per_page])
+        return page_rows(queryset, page)
 
     @property
     def last_page(self) -> int:

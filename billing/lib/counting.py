@@ -11,6 +11,8 @@ ten thousand may lag the newest invoices by that long.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -25,9 +27,43 @@ def list_total(qs: QuerySet) -> int:
     if capped <= EXACT_COUNT_LIMIT:
         return capped
     sql, params = unordered.query.sql_with_params()
-    key = "list-total:" + hashlib.sha1(f"{qs.db}|{sql}|{params!r}".encode()).hexdigest()
+    return _shared_total(f"{qs.db}|{sql}|{params!r}", unordered.count)
+
+
+def sql_total(cursor, from_where: str, params: Sequence[Any]) -> int:
+    """`list_total` of the rows of a raw `FROM ... WHERE ...` clause (no ORDER BY).
+
+    A total past EXACT_COUNT_LIMIT is looked up first: a page of a large list
+    then costs no count at all while the shared total is fresh.
+    """
+    key_source = f"sql|{from_where}|{list(params)!r}"
+    key = _key(key_source)
+    total = cache.get(key)
+    if total is not None:
+        return total
+    cursor.execute(
+        f"SELECT count(*) FROM (SELECT 1 {from_where} LIMIT {EXACT_COUNT_LIMIT + 1}) capped",
+        params,
+    )
+    capped = cursor.fetchone()[0]
+    if capped <= EXACT_COUNT_LIMIT:
+        return capped
+
+    def count() -> int:
+        cursor.execute(f"SELECT count(*) {from_where}", params)
+        return cursor.fetchone()[0]
+
+    return _shared_total(key_source, count)
+
+
+def _key(source: str) -> str:
+    return "list-total:" + hashlib.sha1(source.encode()).hexdigest()
+
+
+def _shared_total(source: str, count: Callable[[], int]) -> int:
+    key = _key(source)
     total = cache.get(key)
     if total is None:
-        total = unordered.count()
+        total = count()
         cache.set(key, total, COUNT_CACHE_SECONDS)
     return total

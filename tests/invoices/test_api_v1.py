@@ -616,7 +616,8 @@ def test_query_count_does_not_grow_with_the_page_size(owner, many_invoices):
         assert len(client.get("/v1/invoices?per_page=1").json()) == 1
     with CaptureQueriesContext(connection) as hundred:
         assert len(client.get("/v1/invoices?per_page=100").json()) == 5
-    assert len(one) == len(hundred), [q["sql"] for q in hundred.captured_queries]
+    # (a page shorter than per_page tells the total itself: no count)
+    assert len(hundred) <= len(one), [q["sql"] for q in hundred.captured_queries]
 
 
 # --- edit and delete drafts ------------------------------------------------------------------

@@ -319,6 +319,13 @@ def test_deleting_a_draft_deletes_its_rows(client, admin_key):
 
 
 # --- query counts -----------------------------------------------------------------------------
+# REST framework's read path (what invoices.api.fast_reads hands on; its own counts are in
+# tests/invoices/test_fast_reads.py).
+
+
+@pytest.fixture
+def rest_framework_reads(settings):
+    settings.API_FAST_READS = False
 
 
 def _count(call) -> int:
@@ -341,7 +348,7 @@ def stored_invoices(db, client, admin_key) -> list[Invoice]:
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_3scale_detail_costs_what_a_404_does(
-    client, admin_key, stored_invoices, fmt, django_assert_num_queries
+    rest_framework_reads, client, admin_key, stored_invoices, fmt, django_assert_num_queries
 ):
     invoice = stored_invoices[1]
     not_found = _count(lambda: client.get(url(f"/api/invoices/999999.{fmt}", admin_key[1])))
@@ -359,7 +366,7 @@ def test_3scale_detail_costs_what_a_404_does(
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_3scale_list_is_one_query_for_the_page_and_one_count(
-    client, admin_key, stored_invoices, fmt, django_assert_num_queries
+    rest_framework_reads, client, admin_key, stored_invoices, fmt, django_assert_num_queries
 ):
     not_found = _count(lambda: client.get(url(f"/api/invoices/999999.{fmt}", admin_key[1])))
     with django_assert_num_queries(not_found + 1):  # the page and its total
@@ -370,7 +377,7 @@ def test_3scale_list_is_one_query_for_the_page_and_one_count(
 
 
 def test_v1_detail_and_list_cost_one_query_each_for_the_invoices(
-    admin_key, stored_invoices, django_assert_num_queries
+    rest_framework_reads, admin_key, stored_invoices, django_assert_num_queries
 ):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_key[1]}")

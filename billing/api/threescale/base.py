@@ -145,17 +145,21 @@ class ThreeScaleViewSet(ViewSet):
 
     @staticmethod
     def _conditional(request, response):
-        """ETag from the exact bytes sent (so it follows format and content), and
-        Last-Modified from the resource's updated_at; 304 when the client is current."""
         response.render()
-        digest = hashlib.sha256(response["Content-Type"].encode() + b"\0" + response.content)
-        etag = f'"{digest.hexdigest()[:40]}"'
-        response["ETag"] = etag
-        last_modified = response.data.last_modified
-        timestamp = None
-        if last_modified is not None:
-            timestamp = int(last_modified.timestamp())
-            response["Last-Modified"] = http_date(timestamp)
-        return get_conditional_response(
-            request._request, etag=etag, last_modified=timestamp, response=response
-        )
+        return conditional_response(request._request, response, response.data.last_modified)
+
+
+def conditional_response(django_request, response, last_modified):
+    """ETag from the exact bytes sent (so it follows format and content), and
+    Last-Modified from the resource's updated_at; 304 when the client is current.
+    `response` is rendered (its content is what is sent)."""
+    digest = hashlib.sha256(response["Content-Type"].encode() + b"\0" + response.content)
+    etag = f'"{digest.hexdigest()[:40]}"'
+    response["ETag"] = etag
+    timestamp = None
+    if last_modified is not None:
+        timestamp = int(last_modified.timestamp())
+        response["Last-Modified"] = http_date(timestamp)
+    return get_conditional_response(
+        django_request, etag=etag, last_modified=timestamp, response=response
+    )

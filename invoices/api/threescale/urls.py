@@ -1,6 +1,6 @@
 """The 3scale-compatible Billing API under /api: 3scale's paths, parameters and bodies.
 
-Every route takes an optional format suffix (`.xml`, `.json`; anything else is
+The invoice reads try invoices.api.fast_reads first. Every route takes an optional format suffix (`.xml`, `.json`; anything else is
 406); without one, `Accept` decides, XML by default.
 """
 
@@ -8,6 +8,7 @@ from django.urls import path
 from rest_framework.urlpatterns import format_suffix_patterns
 
 from billing.api.threescale import converters  # noqa: F401  (registers threescale_id)
+from invoices.api import fast_reads
 from invoices.api.threescale.views import (
     AccountInvoiceViewSet,
     InvoicePdfViewSet,
@@ -20,12 +21,16 @@ from invoices.api.threescale.views import (
 _routes = [
     path(
         "invoices",
-        InvoiceViewSet.as_view({"get": "list", "post": "create"}),
+        fast_reads.answered_first(fast_reads.threescale_invoice_list)(
+            InvoiceViewSet.as_view({"get": "list", "post": "create"})
+        ),
         name="threescale-invoice-list",
     ),
     path(
         "invoices/<threescale_id:pk>",
-        InvoiceViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"}),
+        fast_reads.answered_first(fast_reads.threescale_invoice)(
+            InvoiceViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"})
+        ),
         name="threescale-invoice-detail",
     ),
     path(
@@ -55,12 +60,16 @@ _routes = [
     ),
     path(
         "accounts/<threescale_id:account_id>/invoices",
-        AccountInvoiceViewSet.as_view({"get": "list"}),
+        fast_reads.answered_first(fast_reads.threescale_invoice_list)(
+            AccountInvoiceViewSet.as_view({"get": "list"})
+        ),
         name="threescale-account-invoice-list",
     ),
     path(
         "accounts/<threescale_id:account_id>/invoices/<threescale_id:pk>",
-        AccountInvoiceViewSet.as_view({"get": "retrieve"}),
+        fast_reads.answered_first(fast_reads.threescale_invoice)(
+            AccountInvoiceViewSet.as_view({"get": "retrieve"})
+        ),
         name="threescale-account-invoice-detail",
     ),
 ]

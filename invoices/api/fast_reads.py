@@ -1,0 +1,433 @@
+"""Invoice reads answered below REST framework: stored bytes, one SQL statement.
+
+The invoice reads of both APIs (one invoice, a page of invoices) serve stored
+representations (invoices.representations). Around that one query, REST
+framework still wraps the request, runs its authentication, permission and
+negotiation classes, and the ORM compiles the query: several times the cost
+of the query itself. In the common case these views answer without them:
+
+- a GET with no body and only the parameters listed below;
+- the key checked by the same function (`billing.api.authentication.key_for_secret`:
+  cached keys, expiry, revocation, `last_used_at`), taken from the same places;
+- the format from the suffix, or from no `Accept` (or `*/*`, or the default
+  type), as the negotiation would choose it;
+- one SQL statement per read: the page's ids from the ordering index and their
+  stored bodies (on PostgreSQL a server-side statement, prepared by the driver
+  after a few runs, so that it is planned once per connection); the list's
+  total when the page does not tell it (`billing.lib.counting.sql_total`);
+- the same envelopes, pagination and renderers (invoices.api.threescale.representations,
+  billing.api.pagination), and the same headers: `Allow`, `Vary`, `ETag`,
+  `Last-Modified` and a 304 for a current client, `Link`, `X-Total-Count`.
+
+Everything else goes to the REST framework view, which answers as before:
+no key or a bad one, another method, a body, any other parameter, a value
+the view would refuse or read leniently, an `Accept` to negotiate, an invoice
+not found or not visible, a row whose representation is not stored yet (the
+view renders and stores it), an account's empty page (the view tells a
+missing account from an empty one). So these views only ever answer what
+the REST framework view would have answered, byte for byte: the tests send
+both the same requests and compare (tests/invoices/api/test_fast_reads.py).
+`API_FAST_READS=0` sends every read through REST framework.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
+from django.utils.cache import patch_vary_headers
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import ApiKey
+from billing.api.authentication import bearer_credential, key_for_secret, threescale_credential
+from billing.api.errors import ApiError
+from billing.api.pagination import (
+    MAX_PAGE,
+    LinkHeaderPagination,
+    PageRequest,
+    page_request,
+    positive_int,
+)
+from billing.api.renderers import DecimalJSONRenderer
+from billing.api.threescale.base import conditional_response
+from billing.api.threescale.params import list_values, path_id
+from billing.api.threescale.renderers import (
+    Document,
+    ThreeScaleJSONRenderer,
+    ThreeScaleXMLRenderer,
+)
+from billing.api.threescale.representations import Pagination
+from billing.api.threescale.xml import Raw
+from billing.lib.counting import sql_total
+from billing.lib.json_codec import JsonNumber
+from billing.lib.months import parse_month
+from invoices import representations as stored
+from invoices.api.threescale import representations as rep
+from invoices.models import Invoice, InvoiceRepresentation
+
+Kind = InvoiceRepresentation.Kind
+Answer = Callable[..., HttpResponse | None]
+
+# The 3scale list's paging (invoices.api.threescale.views): 20 per page, up to 500.
+THREESCALE_PER_PAGE = 20
+THREESCALE_MAX_PER_PAGE = 500
+_CREDENTIALS = frozenset({"access_token", "provider_key"})
+_THREESCALE_LIST_PARAMETERS = _CREDENTIALS | {"page", "per_page", "state", "state[]", "month"}
+_V1_LIST_PARAMETERS = frozenset({"page", "per_page", "state", "month"})
+_STATES = frozenset(Invoice.State.values)
+
+_INVOICES = connection.ops.quote_name(Invoice._meta.db_table)
+_STORED = connection.ops.quote_name(InvoiceRepresentation._meta.db_table)
+_NEWEST_FIRST = "ORDER BY {0}created_at DESC, {0}id DESC"
+
+_XML = ThreeScaleXMLRenderer()
+_JSON = ThreeScaleJSONRenderer()
+_V1_JSON = DecimalJSONRenderer()
+
+
+# --- the views -----------------------------------------------------------------------
+
+
+def answered_first(answer: Answer) -> Callable[[Callable], Callable]:
+    """Wrap a REST framework view: `answer` tries the request first; None hands it on."""
+
+    def wrap(drf_view: Callable) -> Callable:
+        allow = _allow(drf_view)
+
+        @functools.wraps(drf_view)
+        def view(request: HttpRequest, *args: Any, **kwargs: Any):
+            if settings.API_FAST_READS and request.method == "GET" and _no_body(request):
+                response = answer(request, allow, *args, **kwargs)
+                if response is not None:
+                    return response
+            return drf_view(request, *args, **kwargs)
+
+        return view
+
+    return wrap
+
+
+def wrap_patterns(patterns: Sequence[Any], answers: dict[str, Answer]) -> list[Any]:
+    """A router's URL patterns, the ones named in `answers` wrapped by `answered_first`."""
+    result = []
+    for pattern in patterns:
+        answer = answers.get(getattr(pattern, "name", None) or "")
+        if answer is not None and isinstance(pattern, URLPattern):
+            pattern = URLPattern(
+                pattern.pattern,
+                answered_first(answer)(pattern.callback),
+                pattern.default_args,
+                pattern.name,
+            )
+        result.append(pattern)
+    return result
+
+
+def threescale_invoice(
+    request: HttpRequest, allow: str, pk: str, account_id: str | None = None, format=None
+) -> HttpResponse | None:
+    """`GET /api/invoices/{id}` and `/api/accounts/{account_id}/invoices/{id}`."""
+    renderer = _threescale_renderer(request, format)
+    if renderer is None or not set(request.GET) <= _CREDENTIALS:
+        return None
+    invoice_id = path_id(pk)
+    buyer_id = None if account_id is None else path_id(account_id)
+    if invoice_id is None or (account_id is not None and buyer_id is None):
+        return None
+    key = _threescale_key(request)
+    if key is None:
+        return None
+    kind = Kind.THREESCALE_XML if renderer is _XML else Kind.THREESCALE_JSON
+    where, params = _visible(key, buyer_id)
+    row = _fetch_one(
+        f"SELECT i.updated_at, r.body FROM {_INVOICES} i JOIN {_STORED} r"
+        " ON r.invoice_id = i.id AND r.kind = %s AND r.format_version = %s"
+        f" WHERE i.id = %s{''.join(' AND ' + clause for clause in where)}",
+        [kind, stored.format_version(), invoice_id, *params],
+    )
+    if row is None:
+        return None
+    updated_at, body = row
+    if isinstance(updated_at, str):  # SQLite: the raw column
+        updated_at = _sqlite_datetime(updated_at)
+    if renderer is _XML:
+        document = Document(xml=Raw(body), last_modified=updated_at)
+    else:
+        fragment = rep.invoice_json_stored(body, rep.Links(request))
+        document = Document(json={"invoice": fragment}, last_modified=updated_at)
+    return _threescale_response(request, allow, renderer, document)
+
+
+def threescale_invoice_list(
+    request: HttpRequest, allow: str, account_id: str | None = None, format=None
+) -> HttpResponse | None:
+    """`GET /api/invoices` and `/api/accounts/{account_id}/invoices`: newest first,
+    by `state` and `month`, paged as 3scale pages."""
+    renderer = _threescale_renderer(request, format)
+    if renderer is None or not set(request.GET) <= _THREESCALE_LIST_PARAMETERS:
+        return None
+    buyer_id = None if account_id is None else path_id(account_id)
+    if account_id is not None and buyer_id is None:
+        return None
+    filters = _list_filters(list_values(request.GET, "state"), request.GET.get("month"))
+    if filters is None:
+        return None
+    key = _threescale_key(request)
+    if key is None or (buyer_id is not None and key.account_id not in (None, buyer_id)):
+        return None
+    page = page_request(
+        request.GET, default_per_page=THREESCALE_PER_PAGE, max_per_page=THREESCALE_MAX_PER_PAGE
+    )
+    kind = Kind.THREESCALE_XML if renderer is _XML else Kind.THREESCALE_JSON
+    where, params = _visible(key, buyer_id)
+    found = _page(kind, [*where, *filters[0]], [*params, *filters[1]], page)
+    if found is None or (buyer_id is not None and not found[0]):
+        return None  # an empty page of an account: the view tells whether it exists
+    bodies, total = found
+    pagination = Pagination(page=page.page, per_page=page.per_page, total_entries=total)
+    if renderer is _XML:
+        document = Document(xml=rep.invoices_xml([Raw(body) for body in bodies], pagination))
+    else:
+        links = rep.Links(request)
+        items = [rep.invoice_json_stored(body, links) for body in bodies]
+        document = Document(json=rep.invoices_json(items, pagination))
+    return _threescale_response(request, allow, renderer, document)
+
+
+def v1_invoice(request: HttpRequest, allow: str, pk: str) -> HttpResponse | None:
+    """`GET /v1/invoices/{id}` (with no query: any parameter is a filter there)."""
+    if request.GET or not _v1_json_accepted(request):
+        return None
+    invoice_id = path_id(pk)
+    key = _v1_key(request)
+    if invoice_id is None or key is None:
+        return None
+    where, params = _visible(key, None)
+    row = _fetch_one(
+        f"SELECT r.body FROM {_INVOICES} i JOIN {_STORED} r"
+        " ON r.invoice_id = i.id AND r.kind = %s AND r.format_version = %s"
+        f" WHERE i.id = %s{''.join(' AND ' + clause for clause in where)}",
+        [Kind.V1_JSON, stored.format_version(), invoice_id, *params],
+    )
+    if row is None:
+        return None
+    return _v1_response(allow, _V1_JSON.render(JsonNumber(row[0])))
+
+
+def v1_invoice_list(request: HttpRequest, allow: str) -> HttpResponse | None:
+    """`GET /v1/invoices`: newest first, by `state` and `month`, with `Link` and
+    `X-Total-Count`; any other filter or ordering goes to the filter set."""
+    if not set(request.GET) <= _V1_LIST_PARAMETERS or not _v1_json_accepted(request):
+        return None
+    pagination = LinkHeaderPagination()
+    try:
+        pagination.page = positive_int(request.GET, "page", 1, MAX_PAGE)
+        pagination.per_page = positive_int(
+            request.GET, "per_page", pagination.default_per_page, pagination.max_per_page
+        )
+    except ApiError:
+        return None
+    states = None
+    if "state" in request.GET:
+        states = [
+            part.strip()
+            for value in request.GET.getlist("state")
+            for part in value.split(",")
+            if part.strip()
+        ]
+        if not states:
+            return None
+    month = request.GET.get("month")
+    if month is not None and not month.strip():
+        return None
+    filters = _list_filters(list(dict.fromkeys(states or ())), month)
+    key = _v1_key(request)
+    if filters is None or key is None:
+        return None
+    page = PageRequest(page=pagination.page, per_page=pagination.per_page)
+    where, params = _visible(key, None)
+    found = _page(Kind.V1_JSON, [*where, *filters[0]], [*params, *filters[1]], page)
+    if found is None:
+        return None
+    bodies, total = found
+    pagination.request = request
+    pagination.count = total
+    if page.offset >= total:
+        bodies = []
+    response = _v1_response(allow, _V1_JSON.render([JsonNumber(body) for body in bodies]))
+    response["Link"] = pagination.link_header()
+    response["X-Total-Count"] = str(total)
+    return response
+
+
+# --- what they share -------------------------------------------------------------------
+
+
+def _no_body(request: HttpRequest) -> bool:
+    return request.META.get("CONTENT_LENGTH") in (None, "", "0") and not request.META.get(
+        "HTTP_TRANSFER_ENCODING"
+    )
+
+
+def _allow(drf_view: Callable) -> str:
+    """The `Allow` header REST framework sends for this view (its bound actions, HEAD
+    with GET, and OPTIONS), found the way its `as_view` binds them."""
+    cls = drf_view.cls  # type: ignore[attr-defined]
+    instance = cls(**getattr(drf_view, "initkwargs", {}))
+    actions = dict(getattr(drf_view, "actions", None) or {})
+    if "get" in actions and "head" not in actions:
+        actions["head"] = actions["get"]
+    for method, action in actions.items():
+        setattr(instance, method, getattr(instance, action))
+    return ", ".join(instance.allowed_methods)
+
+
+def _threescale_renderer(request: HttpRequest, suffix: str | None):
+    """The renderer 3scale's negotiation picks, when it needs no Accept parsing."""
+    if "format" in request.GET:
+        return None
+    if suffix:
+        return {"xml": _XML, "json": _JSON}.get(suffix)
+    accept = request.META.get("HTTP_ACCEPT")
+    if accept is None or accept in ("*/*", _XML.media_type):
+        return _XML  # 3scale's default
+    return None
+
+
+def _v1_json_accepted(request: HttpRequest) -> bool:
+    accept = request.META.get("HTTP_ACCEPT")
+    return "format" not in request.GET and accept in (None, "*/*", _V1_JSON.media_type)
+
+
+def _threescale_key(request: HttpRequest) -> ApiKey | None:
+    raw = threescale_credential(request.GET, request.META)
+    return None if raw is None else key_for_secret(raw)
+
+
+def _v1_key(request: HttpRequest) -> ApiKey | None:
+    raw = bearer_credential(request.META)
+    return None if raw is None else key_for_secret(raw)
+
+
+def _visible(key: ApiKey, buyer_id: int | None) -> tuple[list[str], list[Any]]:
+    """The invoices a key may see (invoices.selectors.invoice_visible_to), and one buyer's."""
+    where: list[str] = []
+    params: list[Any] = []
+    if key.account_id is not None:
+        where.append("i.account_id = %s")
+        params.append(key.account_id)
+    if buyer_id is not None:
+        where.append("i.account_id = %s")
+        params.append(buyer_id)
+    return where, params
+
+
+def _list_filters(states: list[str], month: str | None) -> tuple[list[str], list[Any]] | None:
+    """`state` (every one a real state) and `month` (YYYY-MM) as SQL; None when a value
+    is one the views read otherwise (refused, or matching nothing)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if states:
+        if not set(states) <= _STATES:
+            return None
+        where.append(f"i.state IN ({', '.join(['%s'] * len(states))})")
+        params += states
+    month = (month or "").strip()
+    if month:
+        try:
+            first_day = parse_month(month)
+        except ValueError:
+            return None
+        where.append("i.period = %s")
+        params.append(connection.ops.adapt_datefield_value(first_day))
+    return where, params
+
+
+def _page(
+    kind: str, where: list[str], params: list[Any], page: PageRequest
+) -> tuple[list[str], int] | None:
+    """One page's stored bodies, newest first, and the list's total; None when a row
+    has none stored (the view renders and stores it)."""
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    with _cursor() as cursor:
+        cursor.execute(
+            "SELECT r.body FROM ("
+            f"SELECT i.id, i.created_at FROM {_INVOICES} i{condition} "
+            f"{_NEWEST_FIRST.format('i.')} LIMIT %s OFFSET %s"
+            f") p LEFT JOIN {_STORED} r"
+            " ON r.invoice_id = p.id AND r.kind = %s AND r.format_version = %s "
+            + _NEWEST_FIRST.format("p."),
+            [*params, page.per_page, page.offset, kind, stored.format_version()],
+        )
+        bodies = [row[0] for row in cursor.fetchall()]
+        if any(body is None for body in bodies):
+            return None
+        if 0 < len(bodies) < page.per_page or (page.page == 1 and not bodies):
+            total = page.offset + len(bodies)  # the page tells it
+        else:
+            total = sql_total(cursor, f"FROM {_INVOICES} i{condition}", params)
+    return bodies, total
+
+
+def _fetch_one(sql: str, params: list[Any]) -> tuple | None:
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _sqlite_datetime(value: str) -> dt.datetime:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not a datetime: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """Binds parameters on the server and prepares each statement on first use."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def _cursor():
+    """A Django cursor (seen by query counting and the debug log). On PostgreSQL it
+    binds parameters on the server and, unless DATABASE_PREPARED_STATEMENTS is off
+    (a pooler that cannot keep them), prepares each statement on first use: these
+    few statements are planned once per connection."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    cursor_class = _PreparedCursor if settings.DATABASE_PREPARED_STATEMENTS else psycopg.Cursor
+    with connection.wrap_database_errors:
+        # As `connection.cursor()` does, with a server-binding cursor class.
+        return connection._prepare_cursor(  # type: ignore[attr-defined]
+            cursor_class(connection.connection)
+        )
+
+
+def _threescale_response(
+    request: HttpRequest, allow: str, renderer, document: Document
+) -> HttpResponse:
+    response = HttpResponse(
+        renderer.render(document),
+        content_type=f"{renderer.media_type}; charset={renderer.charset}",
+    )
+    response["Allow"] = allow
+    patch_vary_headers(response, ("Accept",))
+    return conditional_response(request, response, document.last_modified)
+
+
+def _v1_response(allow: str, content: bytes) -> HttpResponse:
+    response = HttpResponse(
+        content, content_type=f"{_V1_JSON.media_type}; charset={_V1_JSON.charset}"
+    )
+    response["Allow"] = allow
+    return response
