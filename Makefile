@@ -79,8 +79,9 @@ BENCH_SMOKE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_smoke
 bench: install ## Benchmarks at full scale on PostgreSQL with wrk (loads the data once); docs/benchmarks.md
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/run.py
 
-# 100,000,000 usage records in a database of their own (emptied first): about 40 GB of
-# disk and 30 minutes on 2 cores; BENCH_SCALE_RECORDS=10000000 for a tenth. docs/benchmarks.md
+# 100,000,000 usage records in a database of their own (emptied first): 34.4 GB of disk
+# and 13 minutes on 2 quiet cores (measured); BENCH_SCALE_RECORDS=10000000 for a tenth.
+# docs/benchmarks.md
 BENCH_SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_scale
 BENCH_SCALE_RECORDS ?= 100000000
 .PHONY: bench-scale

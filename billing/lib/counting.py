@@ -30,22 +30,20 @@ def list_total(qs: QuerySet) -> int:
     return _shared_total(f"{qs.db}|{sql}|{params!r}", unordered.count)
 
 
-def sql_total(cursor, from_where: str, params: Sequence[Any]) -> int:
+def sql_total(cursor, from_where: str, params: Sequence[Any], *, capped: int | None = None) -> int:
     """`list_total` of the rows of a raw `FROM ... WHERE ...` clause (no ORDER BY).
 
-    A total past EXACT_COUNT_LIMIT is looked up first: a page of a large list
-    then costs no count at all while the shared total is fresh.
+    A total past EXACT_COUNT_LIMIT is looked up first (`shared_total`): a page of a
+    large list then costs no count at all while the shared total is fresh. `capped`
+    is the `capped_count_sql` count when the caller already ran it (in its own
+    statement, saving a round trip).
     """
-    key_source = f"sql|{from_where}|{list(params)!r}"
-    key = _key(key_source)
-    total = cache.get(key)
+    total = shared_total(from_where, params)
     if total is not None:
         return total
-    cursor.execute(
-        f"SELECT count(*) FROM (SELECT 1 {from_where} LIMIT {EXACT_COUNT_LIMIT + 1}) capped",
-        params,
-    )
-    capped = cursor.fetchone()[0]
+    if capped is None:
+        cursor.execute(capped_count_sql(from_where), params)
+        capped = cursor.fetchone()[0]
     if capped <= EXACT_COUNT_LIMIT:
         return capped
 
@@ -53,7 +51,21 @@ def sql_total(cursor, from_where: str, params: Sequence[Any]) -> int:
         cursor.execute(f"SELECT count(*) {from_where}", params)
         return cursor.fetchone()[0]
 
-    return _shared_total(key_source, count)
+    return _shared_total(_sql_key_source(from_where, params), count)
+
+
+def shared_total(from_where: str, params: Sequence[Any]) -> int | None:
+    """The total past EXACT_COUNT_LIMIT shared a moment ago for this clause, if any."""
+    return cache.get(_key(_sql_key_source(from_where, params)))
+
+
+def capped_count_sql(from_where: str) -> str:
+    """The rows of the clause counted up to EXACT_COUNT_LIMIT + 1 (no more are read)."""
+    return f"SELECT count(*) FROM (SELECT 1 {from_where} LIMIT {EXACT_COUNT_LIMIT + 1}) capped"
+
+
+def _sql_key_source(from_where: str, params: Sequence[Any]) -> str:
+    return f"sql|{from_where}|{list(params)!r}"
 
 
 def _key(source: str) -> str:

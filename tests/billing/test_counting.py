@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 
 from billing.lib import counting
 from invoices.models import Invoice
@@ -47,3 +48,22 @@ def test_large_lists_share_one_exact_count_for_a_moment(monkeypatch, django_asse
     assert counting.list_total(qs.filter(account=account)) == 4
     cache.clear()
     assert counting.list_total(qs) == 4
+
+
+@pytest.mark.django_db
+def test_a_raw_clause_is_counted_capped_then_shared_past_the_limit(monkeypatch):
+    monkeypatch.setattr(counting, "EXACT_COUNT_LIMIT", 2)
+    account = AccountFactory()
+    clause = f"FROM {connection.ops.quote_name(Invoice._meta.db_table)} i WHERE i.account_id = %s"
+    make_invoice(account=account)
+    with connection.cursor() as cursor:
+        assert counting.sql_total(cursor, clause, [account.pk]) == 1
+        assert counting.sql_total(cursor, clause, [account.pk], capped=1) == 1  # taken as counted
+        make_invoice(account=account)
+        make_invoice(account=account)
+        assert counting.shared_total(clause, [account.pk]) is None
+        assert counting.sql_total(cursor, clause, [account.pk]) == 3
+        assert counting.shared_total(clause, [account.pk]) == 3
+        make_invoice(account=account)
+        assert counting.sql_total(cursor, clause, [account.pk]) == 3  # shared for a moment
+        assert counting.sql_total(cursor, clause, [AccountFactory().pk]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.services import api_key_revoke
 from billing.lib import counting
 from invoices import representations
+from invoices.api import fast_reads
 from invoices.models import Invoice, InvoiceRepresentation
 from tests.factories import AccountFactory, make_api_key, make_invoice
 
@@ -254,17 +256,23 @@ def _queries(path: str, **headers: Any) -> list[str]:
     return [query["sql"] for query in queries]
 
 
-def test_a_read_is_one_statement_and_a_list_adds_its_total(world):
+def test_a_read_is_one_statement_with_its_total(world):
     admin = world["admin"]
     invoice = world["invoices"][2]
     Client().get(f"/api/invoices.json?access_token={admin}")  # the key's last use, once
     for path in (f"/api/invoices/{invoice.pk}.xml", f"/api/invoices/{invoice.pk}.json"):
         assert len(_queries(f"{path}?access_token={admin}")) == 1
     assert len(_queries(f"/v1/invoices/{invoice.pk}", HTTP_AUTHORIZATION=f"Bearer {admin}")) == 1
-    # A full page and its total; a short last page tells its own.
-    assert len(_queries(f"/api/invoices.json?access_token={admin}&per_page=5")) == 2
-    assert len(_queries(f"/api/invoices.json?access_token={admin}&per_page=5&page=4")) == 1
-    assert len(_queries("/v1/invoices?per_page=5", HTTP_AUTHORIZATION=f"Bearer {admin}")) == 2
+    # A full page counts its list in the same statement; a short last page tells its own.
+    for path, headers in [
+        (f"/api/invoices.json?access_token={admin}&per_page=5", {}),
+        (f"/api/invoices.json?access_token={admin}&per_page=5&page=4", {}),
+        ("/v1/invoices?per_page=5", {"HTTP_AUTHORIZATION": f"Bearer {admin}"}),
+        (f"/api/accounts/{invoice.account_id}/invoices.xml?access_token={admin}&per_page=2", {}),
+    ]:
+        assert len(_queries(path, **headers)) == 1, path
+    # A page past the end counts on its own.
+    assert len(_queries(f"/api/invoices.json?access_token={admin}&per_page=5&page=9")) == 2
 
 
 def test_a_large_total_is_counted_once_then_shared(world, monkeypatch):
@@ -272,6 +280,69 @@ def test_a_large_total_is_counted_once_then_shared(world, monkeypatch):
     admin = world["admin"]
     Client().get(f"/api/invoices.json?access_token={admin}")  # the key's last use, once
     path = f"/api/invoices.xml?access_token={admin}&per_page=2"
-    assert len(_queries(path)) == 3  # the page, the capped count, the whole count
+    assert len(_queries(path)) == 2  # the page with its capped count, then the whole count
     assert len(_queries(path)) == 1  # the page; the total is shared for a moment
     assert b'total_entries="18"' in Client().get(path).content
+
+
+# --- deep pages from remembered positions -------------------------------------------------
+
+
+@pytest.fixture
+def shallow_anchors(monkeypatch):
+    """Positions remembered from the second page of 3 on (1,000 rows deep in production)."""
+    monkeypatch.setattr(fast_reads, "ANCHOR_FROM_OFFSET", 3)
+
+
+def _ids(path: str, **headers: Any) -> list[int]:
+    data = Client().get(path, **headers).json()
+    items = data if isinstance(data, list) else [item["invoice"] for item in data["invoices"]]
+    return [item["id"] for item in items]
+
+
+def test_pages_read_from_remembered_positions_are_the_offset_pages(
+    world, settings, shallow_anchors
+):
+    admin = world["admin"]
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {admin}"}
+    walks = [
+        ([f"/api/invoices.json?access_token={admin}&per_page=3&page={n}" for n in range(1, 8)], {}),
+        ([f"/api/invoices.xml?access_token={admin}&per_page=2&page={n}" for n in range(9)], {}),
+        (
+            [f"/v1/invoices?state=paid,open,pending&per_page=2&page={n}" for n in range(1, 6)],
+            bearer,
+        ),
+    ]
+    for paths, headers in walks:
+        settings.API_FAST_READS = False
+        expected = [_answer(path, headers) for path in paths]
+        settings.API_FAST_READS = True
+        walked = [_answer(path, headers) for path in paths]  # each page from the one before
+        again = [_answer(path, headers) for path in paths]  # each page from its own position
+        backwards = [_answer(path, headers) for path in reversed(paths)]
+        assert walked == expected
+        assert again == expected
+        assert backwards == expected[::-1]
+
+
+def test_a_deep_page_seeks_to_the_position_a_read_remembered(world, shallow_anchors):
+    admin = world["admin"]
+    page = f"/api/invoices.json?access_token={admin}&per_page=3&page="
+    Client().get(page + "1")  # the key's last use, once
+    assert "<= (" not in " ".join(_queries(page + "2"))  # found by OFFSET, then remembered
+    assert "<= (" in " ".join(_queries(page + "3"))  # from page 2's position
+    assert "<= (" in " ".join(_queries(page + "2"))
+
+
+def test_a_remembered_position_lags_by_at_most_anchor_seconds(world, shallow_anchors, monkeypatch):
+    admin = world["admin"]
+    page_2 = f"/api/invoices.json?access_token={admin}&per_page=3&page=2"
+    before = _ids(page_2)
+    # a new invoice goes to the head of the list, so every page moves down by one
+    newest = make_invoice(account=world["accounts"][1])
+    listed = _ids(f"/api/invoices.json?access_token={admin}&per_page=100")
+    assert listed[0] == newest.pk
+    assert _ids(page_2) == before  # placed as it was a moment ago, for ANCHOR_SECONDS
+    later = time.time() + fast_reads.ANCHOR_SECONDS + 1
+    monkeypatch.setattr(fast_reads.time, "time", lambda: later)
+    assert _ids(page_2) == listed[3:6]  # exact again
