@@ -182,9 +182,13 @@ API_KEY_CACHE_SIZE = env_int("API_KEY_CACHE_SIZE", 1024, minimum=1)
 # Invoice reads answered from their stored representations below REST framework
 # (invoices/api/fast_reads.py); 0 sends every read through REST framework.
 API_FAST_READS = env_bool("API_FAST_READS", True)
-# PostgreSQL: those reads prepare their few statements once per connection. Turn off
-# behind a pooler in transaction mode that does not keep prepared statements.
+# PostgreSQL: those reads prepare their few statements once per connection (psycopg
+# prepares what a server-binding cursor runs; Django's own cursors bind on the client and
+# never prepare). Turn off behind a pooler in transaction mode that does not keep
+# prepared statements.
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+if DATABASE_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"] == "billing.db.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 
 # --- E-mail -----------------------------------------------------------------
 # Django's own names. Without EMAIL_HOST the console backend prints every message

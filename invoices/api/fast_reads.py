@@ -468,27 +468,20 @@ def _sqlite_datetime(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-class _PreparedCursor(psycopg.Cursor):
-    """Binds parameters on the server and prepares each statement on first use."""
-
-    def execute(self, query, params=None, *, prepare=None, binary=None):
-        return super().execute(query, params, prepare=True, binary=binary)
-
-
 def _cursor():
     """A Django cursor (seen by query counting and the debug log). On PostgreSQL it
-    binds parameters on the server and, unless DATABASE_PREPARED_STATEMENTS is off
-    (a pooler that cannot keep them), prepares each statement on first use: these
-    few statements are planned once per connection."""
+    binds parameters on the server, so that psycopg prepares each statement on its first
+    run when DATABASE_PREPARED_STATEMENTS is on (billing/settings.py): these few
+    statements are planned once per connection. (Django's own cursors bind on the
+    client and never prepare.)"""
     if connection.vendor != "postgresql":
         return connection.cursor()
     connection.close_if_health_check_failed()
     connection.ensure_connection()
-    cursor_class = _PreparedCursor if settings.DATABASE_PREPARED_STATEMENTS else psycopg.Cursor
     with connection.wrap_database_errors:
-        # As `connection.cursor()` does, with a server-binding cursor class.
+        # As `connection.cursor()` does, with the server-binding cursor class.
         return connection._prepare_cursor(  # type: ignore[attr-defined]
-            cursor_class(connection.connection)
+            psycopg.Cursor(connection.connection)
         )
 
 
