@@ -11,10 +11,11 @@ of the query itself. In the common case these views answer without them:
   cached keys, expiry, revocation, `last_used_at`), taken from the same places;
 - the format from the suffix, or from no `Accept` (or `*/*`, or the default
   type), as the negotiation would choose it;
-- one SQL statement per read: the page's ids from the ordering index and their
-  stored bodies (on PostgreSQL a server-side statement, prepared by the driver
-  after a few runs, so that it is planned once per connection); the list's
-  total when the page does not tell it (`billing.lib.counting.sql_total`);
+- one SQL statement per read: the page's ids from the ordering index, their
+  stored bodies and, unless a total is shared already or the page tells it, the
+  list's capped count (`billing.lib.counting`); on PostgreSQL bound on the server
+  and prepared, so that it is planned once per connection; a deep page starts
+  from a position remembered for a moment (`_page`, below);
 - the same envelopes, pagination and renderers (invoices.api.threescale.representations,
   billing.api.pagination), and the same headers: `Allow`, `Vary`, `ETag`,
   `Last-Modified` and a 304 for a current client, `Link`, `X-Total-Count`.
@@ -26,7 +27,8 @@ not found or not visible, a row whose representation is not stored yet (the
 view renders and stores it), an account's empty page (the view tells a
 missing account from an empty one). So these views only ever answer what
 the REST framework view would have answered, byte for byte: the tests send
-both the same requests and compare (tests/invoices/api/test_fast_reads.py).
+both the same requests and compare (tests/invoices/test_fast_reads.py). The one
+exception is a deep page's position, which may lag by ANCHOR_SECONDS (below).
 `API_FAST_READS=0` sends every read through REST framework.
 """
 
@@ -359,27 +361,32 @@ def _list_filters(states: list[str], month: str | None) -> tuple[list[str], list
 
 
 def _page(
-    kind: str, where: list[str], params: list[Any], page: PageRequest
+    kind: str, where: list[str], params: list[Any], page: PageRequest, *, seek: bool = True
 ) -> tuple[list[str], int] | None:
     """One page's stored bodies, newest first, and the list's total; None when a row
     has none stored (the view renders and stores it). A deep page starts from the
     nearest position a read of the same list remembered (`_anchor`)."""
     condition = f" WHERE {' AND '.join(where)}" if where else ""
     list_key = _anchors_key(condition, params)
-    anchor = _anchor(list_key, page.offset)
-    seek, offset, seek_params, found_at = "", page.offset, [], time.time()
+    anchor = _anchor(list_key, page.offset) if seek else None
+    from_anchor, offset, seek_params, found_at = "", page.offset, [], time.time()
     if anchor is not None:
-        anchor_offset, found_at, created_at, invoice_id = anchor
-        seek = f"{' AND' if where else ' WHERE'} (i.created_at, i.id) <= (%s, %s)"
-        offset, seek_params = page.offset - anchor_offset, [created_at, invoice_id]
+        anchor_offset, found_at, invoice_id = anchor
+        # From the remembered invoice on, by the ordering index (its created_at read
+        # by its id: no timestamp crosses the wire; a deleted one matches no row).
+        from_anchor = (
+            f"{' AND' if where else ' WHERE'} (i.created_at, i.id) <= "
+            f"((SELECT a.created_at FROM {_INVOICES} a WHERE a.id = %s), %s)"
+        )
+        offset, seek_params = page.offset - anchor_offset, [invoice_id, invoice_id]
     from_where = f"FROM {_INVOICES} i{condition}"
     # Without a shared total, the capped count rides in the page's statement.
     counted = shared_total(from_where, params) is None
     count_column = f", ({capped_count_sql(from_where)}) AS capped" if counted else ""
     with _cursor() as cursor:
         cursor.execute(
-            f"SELECT r.body, p.created_at, p.id{count_column} FROM ("
-            f"SELECT i.id, i.created_at {from_where}{seek} "
+            f"SELECT r.body, p.id{count_column} FROM ("
+            f"SELECT i.id, i.created_at {from_where}{from_anchor} "
             f"{_NEWEST_FIRST.format('i.')} LIMIT %s OFFSET %s"
             f") p LEFT JOIN {_STORED} r"
             " ON r.invoice_id = p.id AND r.kind = %s AND r.format_version = %s "
@@ -395,15 +402,18 @@ def _page(
             ],
         )
         rows = cursor.fetchall()
+        if anchor is not None and not rows:
+            _forget(list_key)  # the remembered invoice may be gone: read by OFFSET
+            return _page(kind, where, params, page, seek=False)
         if any(row[0] is None for row in rows):
             return None
         if rows and page.offset >= ANCHOR_FROM_OFFSET and offset:
-            _remember(list_key, page.offset, found_at, rows[0][1], rows[0][2])
+            _remember(list_key, page.offset, found_at, rows[0][1])
         bodies = [row[0] for row in rows]
         if 0 < len(bodies) < page.per_page or (page.page == 1 and not bodies):
             total = page.offset + len(bodies)  # the page tells it
         else:
-            capped = rows[0][3] if counted and rows else None
+            capped = rows[0][2] if counted and rows else None
             total = sql_total(cursor, from_where, params, capped=capped)
     return bodies, total
 
@@ -411,7 +421,7 @@ def _page(
 # --- deep pages: positions remembered for a moment ----------------------------------------
 # OFFSET reads every skipped index entry: page 1000 of a list costs about 2 ms of the
 # database's time against 0.1 ms for the first. A read of a deep page remembers where
-# it started (the first row's created_at and id) for ANCHOR_SECONDS; a read of the same
+# it started (the first row's id) for ANCHOR_SECONDS; a read of the same
 # list at that offset or past it (the next page of a client walking the list) seeks to
 # that row through the ordering index and skips only the difference. Like the list's
 # total past ten thousand (billing.lib.counting), the position may lag by that long: a
@@ -429,27 +439,31 @@ def _anchors_key(condition: str, params: list[Any]) -> str:
     return "list-anchors:" + hashlib.sha1(source).hexdigest()
 
 
-def _anchor(list_key: str, offset: int) -> tuple[int, float, Any, int] | None:
+def _anchor(list_key: str, offset: int) -> tuple[int, float, int] | None:
     """The remembered position nearest below `offset`: (its offset, when it was read
-    by OFFSET, created_at, id)."""
+    by OFFSET, the id of the invoice the page started with)."""
     if offset < ANCHOR_FROM_OFFSET:
         return None
     anchors = cache.get(list_key) or {}
     oldest = time.time() - ANCHOR_SECONDS
-    usable = [at for at, (when, _, _) in anchors.items() if at <= offset and when > oldest]
+    usable = [at for at, (when, _) in anchors.items() if at <= offset and when > oldest]
     if not usable:
         return None
     at = max(usable)
-    when, created_at, invoice_id = anchors[at]
-    return at, when, created_at, invoice_id
+    when, invoice_id = anchors[at]
+    return at, when, invoice_id
 
 
-def _remember(list_key: str, offset: int, when: float, created_at: Any, invoice_id: int) -> None:
+def _forget(list_key: str) -> None:
+    cache.delete(list_key)
+
+
+def _remember(list_key: str, offset: int, when: float, invoice_id: int) -> None:
     """Remember where the page at `offset` starts, as of `when` (a position found from
     another one is as old as that one: no chain of pages outlives ANCHOR_SECONDS)."""
     anchors = cache.get(list_key) or {}
     anchors.pop(offset, None)
-    anchors[offset] = (when, created_at, invoice_id)
+    anchors[offset] = (when, invoice_id)
     while len(anchors) > ANCHORS_KEPT:
         anchors.pop(next(iter(anchors)))
     cache.set(list_key, anchors, ANCHOR_SECONDS)

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.services import api_key_revoke
 from billing.lib import counting
-from invoices import representations
+from invoices import representations, services
 from invoices.api import fast_reads
 from invoices.models import Invoice, InvoiceRepresentation
 from tests.factories import AccountFactory, make_api_key, make_invoice
@@ -346,3 +346,21 @@ def test_a_remembered_position_lags_by_at_most_anchor_seconds(world, shallow_anc
     later = time.time() + fast_reads.ANCHOR_SECONDS + 1
     monkeypatch.setattr(fast_reads.time, "time", lambda: later)
     assert _ids(page_2) == listed[3:6]  # exact again
+
+
+def test_a_page_whose_remembered_invoice_was_deleted_is_read_by_offset(
+    world, settings, shallow_anchors
+):
+    # given four new drafts at the head of the list: page 2 (of 3) starts with the first
+    drafts = [make_invoice(account=world["accounts"][2]) for _ in range(4)]
+    admin = world["admin"]
+    page_2 = f"/api/invoices.json?access_token={admin}&per_page=3&page=2"
+    assert _ids(page_2)[0] == drafts[0].pk  # and that position is remembered
+    # when that draft is deleted
+    services.invoice_delete(invoice=drafts[0], actor="test")
+    # then the page is read by OFFSET again, exactly
+    settings.API_FAST_READS = False
+    expected = _ids(page_2)
+    settings.API_FAST_READS = True
+    assert _ids(page_2) == expected
+    assert drafts[0].pk not in expected

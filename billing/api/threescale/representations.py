@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from billing.api.pagination import PageRequest, page_rows
+from billing.api.threescale.values import dumps
 from billing.lib.counting import list_total
 
 
@@ -17,6 +19,11 @@ class Links:
 
     def __init__(self, request) -> None:
         self.base = request.build_absolute_uri("/").rstrip("/")
+
+    @functools.cached_property
+    def json_base(self) -> str:
+        """The base as the content of a JSON string (escaped once per request)."""
+        return dumps(self.base)[1:-1]
 
     def href(self, path: str) -> str:
         return self.base + path

@@ -8,6 +8,9 @@ that ended it (a restart, `pg_terminate_backend`, an idle timeout) has sent
 its last message or closed the socket, which makes it readable. Then, or
 whenever the connection is not idle, Django's own `SELECT 1` decides.
 
+Its operations also log a prepared statement's text (invoices/api/fast_reads.py
+runs its statements prepared, which psycopg sends by name only).
+
 A peer that vanished without a word (a cable pulled) passes this check, as
 it would pass the `SELECT 1` only after a network timeout: the query fails,
 DatabaseUnavailableMiddleware answers 503, and Django drops the connection
@@ -18,11 +21,29 @@ from __future__ import annotations
 
 import select
 
+import psycopg
 from django.db.backends.postgresql import base
+from django.db.backends.postgresql.operations import DatabaseOperations as BaseOperations
 from psycopg import pq
 
 
+class DatabaseOperations(BaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        """The statement as run, for the debug log and query counting. A server-binding
+        cursor runs a prepared statement by its name and keeps no text: then the
+        statement with its parameters composed on the client."""
+        found = super().last_executed_query(cursor, sql, params)
+        if found is None and sql is not None and not isinstance(cursor, psycopg.ClientCursor):
+            try:
+                return self.compose_sql(sql, params)
+            except psycopg.errors.DataError:
+                return None
+        return found
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
     def is_usable(self) -> bool:
         connection = self.connection
         if connection is None or connection.closed or connection.broken:

@@ -108,8 +108,7 @@ def invoice_json_fragment(invoice: Invoice) -> str:
 
 def invoice_json_stored(fragment: str, links: Links) -> JsonNumber:
     """A stored fragment with this request's links, ready to go into a document."""
-    base = dumps(links.base)[1:-1]  # as a JSON string's content
-    return JsonNumber(fragment.replace(LINK_BASE_PLACEHOLDER, base))
+    return JsonNumber(fragment.replace(LINK_BASE_PLACEHOLDER, links.json_base))
 
 
 def _party(tag: str, *, id, org_name, line1, line2, city, state, country, phone, zip) -> Element:
