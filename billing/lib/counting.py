@@ -30,17 +30,26 @@ def list_total(qs: QuerySet) -> int:
     return _shared_total(f"{qs.db}|{sql}|{params!r}", unordered.count)
 
 
-def sql_total(cursor, from_where: str, params: Sequence[Any], *, capped: int | None = None) -> int:
+def sql_total(
+    cursor,
+    from_where: str,
+    params: Sequence[Any],
+    *,
+    capped: int | None = None,
+    shared_first: bool = True,
+) -> int:
     """`list_total` of the rows of a raw `FROM ... WHERE ...` clause (no ORDER BY).
 
     A total past EXACT_COUNT_LIMIT is looked up first (`shared_total`): a page of a
     large list then costs no count at all while the shared total is fresh. `capped`
     is the `capped_count_sql` count when the caller already ran it (in its own
-    statement, saving a round trip).
+    statement, saving a round trip). `shared_first=False` skips the first lookup (the
+    caller made it and found nothing): the cache is then only asked past the limit.
     """
-    total = shared_total(from_where, params)
-    if total is not None:
-        return total
+    if shared_first:
+        total = shared_total(from_where, params)
+        if total is not None:
+            return total
     if capped is None:
         cursor.execute(capped_count_sql(from_where), params)
         capped = cursor.fetchone()[0]

@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -80,14 +81,14 @@ from billing.lib.json_codec import JsonNumber
 from billing.lib.months import parse_month
 from invoices import representations as stored
 from invoices.api.threescale import representations as rep
+from invoices.api.threescale.views import DEFAULT_PER_PAGE as THREESCALE_PER_PAGE
+from invoices.api.threescale.views import MAX_PER_PAGE as THREESCALE_MAX_PER_PAGE
 from invoices.models import Invoice, InvoiceRepresentation
 
 Kind = InvoiceRepresentation.Kind
+logger = logging.getLogger(__name__)
 Answer = Callable[..., HttpResponse | None]
 
-# The 3scale list's paging (invoices.api.threescale.views): 20 per page, up to 500.
-THREESCALE_PER_PAGE = 20
-THREESCALE_MAX_PER_PAGE = 500
 _CREDENTIALS = frozenset({"access_token", "provider_key"})
 _THREESCALE_LIST_PARAMETERS = _CREDENTIALS | {"page", "per_page", "state", "state[]", "month"}
 _V1_LIST_PARAMETERS = frozenset({"page", "per_page", "state", "month"})
@@ -165,8 +166,10 @@ def threescale_invoice(
     if row is None:
         return None
     updated_at, body = row
-    if isinstance(updated_at, str):  # SQLite: the raw column
+    if isinstance(updated_at, str):  # SQLite without its converters: the raw column
         updated_at = _sqlite_datetime(updated_at)
+    if updated_at.tzinfo is None:  # SQLite: stored in UTC, read back naive
+        updated_at = updated_at.replace(tzinfo=dt.UTC)
     if renderer is _XML:
         document = Document(xml=Raw(body), last_modified=updated_at)
     else:
@@ -381,7 +384,7 @@ def _page(
         offset, seek_params = page.offset - anchor_offset, [invoice_id, invoice_id]
     from_where = f"FROM {_INVOICES} i{condition}"
     # Without a shared total, the capped count rides in the page's statement.
-    counted = shared_total(from_where, params) is None
+    counted = _cached(lambda: shared_total(from_where, params)) is None
     count_column = f", ({capped_count_sql(from_where)}) AS capped" if counted else ""
     with _cursor() as cursor:
         cursor.execute(
@@ -403,7 +406,7 @@ def _page(
         )
         rows = cursor.fetchall()
         if anchor is not None and not rows:
-            _forget(list_key)  # the remembered invoice may be gone: read by OFFSET
+            _forget(list_key, anchor[0])  # its invoice may be gone: read by OFFSET
             return _page(kind, where, params, page, seek=False)
         if any(row[0] is None for row in rows):
             return None
@@ -414,7 +417,7 @@ def _page(
             total = page.offset + len(bodies)  # the page tells it
         else:
             capped = rows[0][2] if counted and rows else None
-            total = sql_total(cursor, from_where, params, capped=capped)
+            total = sql_total(cursor, from_where, params, capped=capped, shared_first=not counted)
     return bodies, total
 
 
@@ -427,7 +430,8 @@ def _page(
 # total past ten thousand (billing.lib.counting), the position may lag by that long: a
 # deep page read within ANCHOR_SECONDS of an invoice's creation (or, in a filtered list,
 # of a change that moves one in or out of it) is placed as it was before that change,
-# its rows as they are now. Pages before ANCHOR_FROM_OFFSET are always exact.
+# its rows as they are now (and, when it is the short last page, the total it tells
+# is as of that position too). Pages before ANCHOR_FROM_OFFSET are always exact.
 
 ANCHOR_FROM_OFFSET = 1000
 ANCHOR_SECONDS = COUNT_CACHE_SECONDS
@@ -444,7 +448,7 @@ def _anchor(list_key: str, offset: int) -> tuple[int, float, int] | None:
     by OFFSET, the id of the invoice the page started with)."""
     if offset < ANCHOR_FROM_OFFSET:
         return None
-    anchors = cache.get(list_key) or {}
+    anchors = _cached(lambda: cache.get(list_key)) or {}
     oldest = time.time() - ANCHOR_SECONDS
     usable = [at for at, (when, _) in anchors.items() if at <= offset and when > oldest]
     if not usable:
@@ -454,19 +458,41 @@ def _anchor(list_key: str, offset: int) -> tuple[int, float, int] | None:
     return at, when, invoice_id
 
 
-def _forget(list_key: str) -> None:
-    cache.delete(list_key)
+def _forget(list_key: str, offset: int) -> None:
+    """Drop the position remembered at `offset` (its invoice is gone)."""
+
+    def drop() -> None:
+        anchors = cache.get(list_key) or {}
+        if anchors.pop(offset, None) is not None:
+            cache.set(list_key, anchors, ANCHOR_SECONDS)
+
+    _cached(drop)
 
 
 def _remember(list_key: str, offset: int, when: float, invoice_id: int) -> None:
     """Remember where the page at `offset` starts, as of `when` (a position found from
     another one is as old as that one: no chain of pages outlives ANCHOR_SECONDS)."""
-    anchors = cache.get(list_key) or {}
-    anchors.pop(offset, None)
-    anchors[offset] = (when, invoice_id)
-    while len(anchors) > ANCHORS_KEPT:
-        anchors.pop(next(iter(anchors)))
-    cache.set(list_key, anchors, ANCHOR_SECONDS)
+
+    def store() -> None:
+        anchors = cache.get(list_key) or {}
+        anchors.pop(offset, None)
+        anchors[offset] = (when, invoice_id)
+        while len(anchors) > ANCHORS_KEPT:
+            anchors.pop(next(iter(anchors)))
+        cache.set(list_key, anchors, ANCHOR_SECONDS)
+
+    _cached(store)
+
+
+def _cached(call: Callable[[], Any]) -> Any:
+    """`call()` on the cache; None when the cache cannot answer (Redis down): these
+    reads then count and page as if nothing were shared, as REST framework's do below
+    ten thousand rows, instead of failing."""
+    try:
+        return call()
+    except Exception:  # noqa: BLE001 - any cache backend's error means "nothing there"
+        logger.warning("cache unavailable for an invoice list", exc_info=True)
+        return None
 
 
 def _fetch_one(sql: str, params: list[Any]) -> tuple | None:

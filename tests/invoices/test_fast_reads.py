@@ -364,3 +364,38 @@ def test_a_page_whose_remembered_invoice_was_deleted_is_read_by_offset(
     settings.API_FAST_READS = True
     assert _ids(page_2) == expected
     assert drafts[0].pk not in expected
+
+
+def test_a_cache_that_cannot_answer_leaves_lists_as_rest_framework_answers_them(
+    world, settings, monkeypatch, shallow_anchors
+):
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    admin = world["admin"]
+    paths = [
+        (f"/api/invoices.json?access_token={admin}&per_page=4", {}),
+        (f"/api/invoices.xml?access_token={admin}&per_page=3&page=3", {}),
+        ("/v1/invoices?per_page=3&page=2", {"HTTP_AUTHORIZATION": f"Bearer {admin}"}),
+    ]
+    settings.API_FAST_READS = False
+    expected = [_answer(path, headers) for path, headers in paths]
+    settings.API_FAST_READS = True
+    for name in ("get", "set", "delete"):
+        monkeypatch.setattr(cache, name, down)
+    assert [_answer(path, headers) for path, headers in paths] == expected
+
+
+def test_last_modified_is_the_same_in_any_server_time_zone(world, settings):
+    invoice = world["invoices"][2]
+    path = f"/api/invoices/{invoice.pk}.xml?access_token={world['admin']}"
+    settings.TIME_ZONE = "America/New_York"
+    settings.API_FAST_READS = False
+    expected = _answer(path, {})
+    settings.API_FAST_READS = True
+    assert _answer(path, {}) == expected
+    assert (
+        Client().get(path, HTTP_IF_MODIFIED_SINCE=expected[1]["Last-Modified"]).status_code == 304
+    )

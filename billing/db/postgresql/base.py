@@ -50,8 +50,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return False
         if connection.info.transaction_status != pq.TransactionStatus.IDLE:
             return super().is_usable()
+        poll = getattr(select, "poll", None)
+        if poll is None:  # no poll(2) on this platform
+            return super().is_usable()
         try:
-            readable, _, _ = select.select([connection.fileno()], [], [], 0)
+            poller = poll()  # unlike select(2), any descriptor number
+            poller.register(connection.fileno(), select.POLLIN | select.POLLPRI)
+            readable = bool(poller.poll(0))
         except (OSError, ValueError):
-            return False
+            return super().is_usable()
         return super().is_usable() if readable else True
