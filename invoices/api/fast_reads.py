@@ -49,7 +49,6 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from django.utils.cache import patch_vary_headers
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import ApiKey
 from billing.api.authentication import bearer_credential, key_for_secret, threescale_credential
@@ -156,20 +155,10 @@ def threescale_invoice(
     if key is None:
         return None
     kind = Kind.THREESCALE_XML if renderer is _XML else Kind.THREESCALE_JSON
-    where, params = _visible(key, buyer_id)
-    row = _fetch_one(
-        f"SELECT i.updated_at, r.body FROM {_INVOICES} i JOIN {_STORED} r"
-        " ON r.invoice_id = i.id AND r.kind = %s AND r.format_version = %s"
-        f" WHERE i.id = %s{''.join(' AND ' + clause for clause in where)}",
-        [kind, stored.format_version(), invoice_id, *params],
-    )
-    if row is None:
+    found = _stored_invoice(kind, invoice_id, key, buyer_id)
+    if found is None:
         return None
-    updated_at, body = row
-    if isinstance(updated_at, str):  # SQLite without its converters: the raw column
-        updated_at = _sqlite_datetime(updated_at)
-    if updated_at.tzinfo is None:  # SQLite: stored in UTC, read back naive
-        updated_at = updated_at.replace(tzinfo=dt.UTC)
+    updated_at, body = found
     if renderer is _XML:
         document = Document(xml=Raw(body), last_modified=updated_at)
     else:
@@ -222,16 +211,10 @@ def v1_invoice(request: HttpRequest, allow: str, pk: str) -> HttpResponse | None
     key = _v1_key(request)
     if invoice_id is None or key is None:
         return None
-    where, params = _visible(key, None)
-    row = _fetch_one(
-        f"SELECT r.body FROM {_INVOICES} i JOIN {_STORED} r"
-        " ON r.invoice_id = i.id AND r.kind = %s AND r.format_version = %s"
-        f" WHERE i.id = %s{''.join(' AND ' + clause for clause in where)}",
-        [Kind.V1_JSON, stored.format_version(), invoice_id, *params],
-    )
-    if row is None:
+    found = _stored_invoice(Kind.V1_JSON, invoice_id, key, None)
+    if found is None:
         return None
-    return _v1_response(allow, _V1_JSON.render(JsonNumber(row[0])))
+    return _v1_response(allow, _V1_JSON.render(JsonNumber(found[1])))
 
 
 def v1_invoice_list(request: HttpRequest, allow: str) -> HttpResponse | None:
@@ -495,17 +478,26 @@ def _cached(call: Callable[[], Any]) -> Any:
         return None
 
 
-def _fetch_one(sql: str, params: list[Any]) -> tuple | None:
+def _stored_invoice(
+    kind: str, invoice_id: int, key: ApiKey, buyer_id: int | None
+) -> tuple[dt.datetime, str] | None:
+    """The visible invoice's `updated_at` (in UTC) and stored body of `kind`, in one
+    statement; None when it is not visible or has no such row stored."""
+    where, params = _visible(key, buyer_id)
     with _cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
-
-
-def _sqlite_datetime(value: str) -> dt.datetime:
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ValueError(f"not a datetime: {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        cursor.execute(
+            f"SELECT i.updated_at, r.body FROM {_INVOICES} i JOIN {_STORED} r"
+            " ON r.invoice_id = i.id AND r.kind = %s AND r.format_version = %s"
+            f" WHERE i.id = %s{''.join(' AND ' + clause for clause in where)}",
+            [kind, stored.format_version(), invoice_id, *params],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    updated_at, body = row
+    if updated_at.tzinfo is None:  # SQLite: stored in UTC, read back naive
+        updated_at = updated_at.replace(tzinfo=dt.UTC)
+    return updated_at, body
 
 
 def _cursor():
